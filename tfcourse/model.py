@@ -1,0 +1,151 @@
+"""Complete models: the encoder-decoder Transformer and a decoder-only GPT.
+
+Both are built from the layers of :mod:`tfcourse.encoder_decoder`. ``fused=True`` runs
+attention through ``F.scaled_dot_product_attention``; ``fused=False`` through the
+explicit maths of :mod:`tfcourse.attention`. The two give the same numbers.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor, nn
+
+from tfcourse.embeddings import LearnedPositionalEmbedding, TokenEmbedding, sinusoidal_positional_encoding
+from tfcourse.encoder_decoder import Decoder, Encoder, EncoderLayer
+from tfcourse.kv_cache import KVCache
+from tfcourse.layers import LayerNorm
+from tfcourse.masks import causal_mask
+
+
+def count_parameters(model: nn.Module, trainable_only: bool = True) -> int:
+    """Number of scalar parameters; tied (shared) tensors count once."""
+    return sum(p.numel() for p in model.parameters() if p.requires_grad or not trainable_only)
+
+
+class Transformer(nn.Module):
+    """The encoder-decoder Transformer of "Attention Is All You Need".
+
+    ``forward(src (B, Ls), tgt (B, Lt)) -> logits (B, Lt, tgt_vocab)``. Token embeddings are
+    scaled by sqrt(d_model) and added to the sinusoidal table. The decoder is always
+    causal; ``tgt_mask`` (e.g. target padding) is combined with the causal mask and
+    ``src_mask`` (``(B, 1, 1, Ls)``, e.g. from :func:`~tfcourse.masks.padding_mask`) hides
+    source padding from the encoder and from the cross-attention.
+    """
+
+    def __init__(
+        self,
+        src_vocab: int,
+        tgt_vocab: int,
+        d_model: int = 512,
+        n_heads: int = 8,
+        n_layers: int = 6,
+        d_ff: int = 2048,
+        dropout: float = 0.1,
+        norm_first: bool = False,
+        max_len: int = 1024,
+        fused: bool = False,
+    ):
+        super().__init__()
+        self.src_embed = TokenEmbedding(src_vocab, d_model)
+        self.tgt_embed = TokenEmbedding(tgt_vocab, d_model)
+        self.register_buffer("positions", sinusoidal_positional_encoding(max_len, d_model), persistent=False)
+        self.dropout = nn.Dropout(dropout)
+        stack = dict(d_model=d_model, n_heads=n_heads, d_ff=d_ff, dropout=dropout, norm_first=norm_first, fused=fused)
+        self.encoder = Encoder(n_layers, **stack)
+        self.decoder = Decoder(n_layers, **stack)
+        self.lm_head = nn.Linear(d_model, tgt_vocab)
+        for p in self.parameters():
+            if p.dim() > 1:
+                nn.init.xavier_uniform_(p)
+
+    def _embed(self, embed: TokenEmbedding, ids: Tensor) -> Tensor:
+        return self.dropout(embed(ids) + self.positions[: ids.size(1)])
+
+    def encode(self, src: Tensor, src_mask: Tensor | None = None) -> Tensor:
+        """Source ids ``(B, Ls)`` -> memory ``(B, Ls, d_model)``."""
+        return self.encoder(self._embed(self.src_embed, src), src_mask)
+
+    def decode(
+        self, tgt: Tensor, memory: Tensor, src_mask: Tensor | None = None, tgt_mask: Tensor | None = None
+    ) -> Tensor:
+        """Target ids ``(B, Lt)`` and memory -> next-token logits ``(B, Lt, tgt_vocab)``."""
+        causal = causal_mask(tgt.size(1), tgt.device)
+        mask = causal if tgt_mask is None else causal & tgt_mask
+        return self.lm_head(self.decoder(self._embed(self.tgt_embed, tgt), memory, mask, src_mask))
+
+    def forward(
+        self, src: Tensor, tgt: Tensor, src_mask: Tensor | None = None, tgt_mask: Tensor | None = None
+    ) -> Tensor:
+        return self.decode(tgt, self.encode(src, src_mask), src_mask, tgt_mask)
+
+
+@dataclass
+class GPTConfig:
+    """Sizes and options of a :class:`GPT`. ``d_ff=None`` means ``4 * d_model``."""
+
+    vocab_size: int = 256
+    block_size: int = 128
+    n_layers: int = 4
+    n_heads: int = 4
+    d_model: int = 128
+    d_ff: int | None = None
+    dropout: float = 0.0
+    activation: str = "gelu"
+    eps: float = 1e-5
+    fused: bool = True
+
+
+class GPT(nn.Module):
+    """Decoder-only Transformer (GPT-2 layout): pre-LN blocks, learned positions, tied embeddings.
+
+    ``forward(idx (B, T)) -> logits (B, T, vocab)``; with a :class:`~tfcourse.kv_cache.KVCache`,
+    ``forward(idx, cache) -> (logits, cache)`` where ``idx`` holds only the new tokens.
+    """
+
+    def __init__(self, config: GPTConfig):
+        super().__init__()
+        self.config = c = config
+        self.token_embedding = nn.Embedding(c.vocab_size, c.d_model)
+        self.position_embedding = LearnedPositionalEmbedding(c.block_size, c.d_model)
+        self.dropout = nn.Dropout(c.dropout)
+        self.blocks = nn.ModuleList(
+            EncoderLayer(c.d_model, c.n_heads, c.d_ff or 4 * c.d_model, c.dropout, norm_first=True,
+                         activation=c.activation, eps=c.eps, fused=c.fused)
+            for _ in range(c.n_layers)
+        )
+        self.norm = LayerNorm(c.d_model, c.eps)
+        self.lm_head = nn.Linear(c.d_model, c.vocab_size, bias=False)
+        self.lm_head.weight = self.token_embedding.weight
+        self.apply(self._init_weights)
+
+    def _init_weights(self, module: nn.Module) -> None:
+        """GPT-2 initialisation; projections into the residual stream get 1/sqrt(2 n_layers) less."""
+        if isinstance(module, (nn.Linear, nn.Embedding)):
+            nn.init.normal_(module.weight, std=0.02)
+        if isinstance(module, nn.Linear) and module.bias is not None:
+            nn.init.zeros_(module.bias)
+        if isinstance(module, EncoderLayer):
+            for proj in (module.self_attn.out_proj, module.ff.w2):
+                nn.init.normal_(proj.weight, std=0.02 / math.sqrt(2 * self.config.n_layers))
+
+    def new_cache(self) -> KVCache:
+        """An empty cache to pass to :meth:`forward`."""
+        return KVCache(self.config.n_layers)
+
+    def forward(self, idx: Tensor, cache: KVCache | None = None) -> Tensor | tuple[Tensor, KVCache]:
+        offset = 0 if cache is None else cache.length
+        x = self.dropout(self.position_embedding(self.token_embedding(idx), offset))
+        for i, block in enumerate(self.blocks):
+            x = block(x, is_causal=True, cache=None if cache is None else cache[i])
+        logits = self.lm_head(self.norm(x))
+        return logits if cache is None else (logits, cache)
+
+    @classmethod
+    def from_hf(cls, hf_model: nn.Module, fused: bool = True) -> "GPT":
+        """A copy of a Hugging Face ``GPT2LMHeadModel`` (or ``GPT2Model``)."""
+        from tfcourse.hf import gpt_from_hf
+
+        return gpt_from_hf(cls, hf_model, fused)
