@@ -1,0 +1,197 @@
+"""Check that this machine can run the course, and say how to fix what is missing.
+
+Each check gives one :class:`CheckResult`: the item, the group it belongs to, its status
+(``OK``, ``missing`` or ``not usable``), a detail (version, devices, error) and the command
+that fixes it. Groups mirror ``pyproject.toml``: ``required`` (the package's own
+dependencies), the extras ``book``, ``grading`` and ``dev``, and ``gpu`` for accelerators.
+Only a failed ``required`` check makes :func:`run_doctor` return 1.
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+import importlib.util
+import platform
+import re
+from dataclasses import dataclass
+
+REQUIRED = "required"
+OK, MISSING, NOT_USABLE = "OK", "missing", "not usable"
+
+MIN_PYTHON = "3.10"
+TORCH_VERSION = "2.13.0"
+TORCH_CPU_FIX = f"pip install torch=={TORCH_VERSION} --index-url https://download.pytorch.org/whl/cpu"
+TORCH_CUDA_FIX = f"pip install torch=={TORCH_VERSION}"
+PYTHON_FIX = "uv venv --python 3.11 --seed .venv && . .venv/bin/activate && pip install -e ."
+KERNEL_FIX = "pip install ipykernel && python -m ipykernel install --user --name python3"
+
+
+@dataclass(frozen=True)
+class CheckResult:
+    """The outcome of one check: one line of the doctor's table."""
+
+    name: str
+    group: str
+    status: str
+    detail: str = ""
+    fix: str = ""
+
+    @property
+    def ok(self) -> bool:
+        """True when the status is ``OK``."""
+        return self.status == OK
+
+
+@dataclass(frozen=True)
+class PackageRequirement:
+    """An installed distribution the course uses; ``fix`` defaults to installing its group."""
+
+    distribution: str
+    group: str
+    minimum: str = ""
+    fix: str = ""
+
+    @property
+    def fix_command(self) -> str:
+        """The explicit ``fix``, else ``pip install -e .`` with this requirement's extra."""
+        if self.fix:
+            return self.fix
+        return "pip install -e ." if self.group == REQUIRED else f'pip install -e ".[{self.group}]"'
+
+
+PACKAGES = [
+    PackageRequirement("torch", REQUIRED, minimum="2.5", fix=TORCH_CPU_FIX),
+    PackageRequirement("numpy", REQUIRED, minimum="1.24"),
+    PackageRequirement("tqdm", REQUIRED, minimum="4.60"),
+    PackageRequirement("jupyter-book", "book"),
+    PackageRequirement("matplotlib", "book"),
+    PackageRequirement("ipywidgets", "book"),
+    PackageRequirement("nbgrader", "grading"),
+    PackageRequirement("nbformat", "grading"),
+    PackageRequirement("nbclient", "grading"),
+    PackageRequirement("pytest", "dev"),
+    PackageRequirement("transformers", "dev"),
+]
+
+
+def installed_version(distribution: str) -> str | None:
+    """The installed version of ``distribution``, read from its metadata (no import), or None."""
+    try:
+        return importlib.metadata.version(distribution)
+    except importlib.metadata.PackageNotFoundError:
+        return None
+
+
+def release(version: str) -> tuple[int, ...]:
+    """The leading numeric release of a version string: ``"2.13.0+cpu"`` -> ``(2, 13, 0)``."""
+    return tuple(int(part) for part in re.findall(r"\d+", re.split(r"[+a-z]", version)[0]))
+
+
+def check_python() -> CheckResult:
+    """Python must be at least :data:`MIN_PYTHON`."""
+    version = platform.python_version()
+    if release(version) >= release(MIN_PYTHON):
+        return CheckResult("python", REQUIRED, OK, version)
+    return CheckResult("python", REQUIRED, NOT_USABLE, f"{version} < {MIN_PYTHON}", PYTHON_FIX)
+
+
+def check_package(requirement: PackageRequirement) -> CheckResult:
+    """Is the distribution installed, and at least its minimum version?"""
+    name, group = requirement.distribution, requirement.group
+    version = installed_version(name)
+    if version is None:
+        return CheckResult(name, group, MISSING, "not installed", requirement.fix_command)
+    if requirement.minimum and release(version) < release(requirement.minimum):
+        return CheckResult(name, group, NOT_USABLE, f"{version} < {requirement.minimum}", requirement.fix_command)
+    return CheckResult(name, group, OK, version)
+
+
+def probe_device(device: str) -> str:
+    """Allocate a small matrix on ``device`` and multiply it; '' when that works, else the error."""
+    import torch
+
+    try:
+        ones = torch.ones(8, 8, device=device)
+        return "" if (ones @ ones).sum().item() == 512 else "wrong matmul result"
+    except Exception as error:  # any failure means the device cannot be used
+        return f"{type(error).__name__}: {error}"
+
+
+def device_result(device: str, label: str, fix: str) -> CheckResult:
+    """Probe one device and report it as usable or not."""
+    error = probe_device(device)
+    if error:
+        return CheckResult(device, "gpu", NOT_USABLE, f"{label}: {error}", fix)
+    return CheckResult(device, "gpu", OK, label)
+
+
+def check_cuda() -> list[CheckResult]:
+    """CUDA availability and version, then one usable-or-not line per device."""
+    import torch
+
+    if not torch.cuda.is_available():
+        build = f"CUDA {torch.version.cuda} build, no device found" if torch.version.cuda else "CPU-only torch build"
+        return [CheckResult("cuda", "gpu", MISSING, f"{build} (every lesson also runs on CPU)", TORCH_CUDA_FIX)]
+    devices = [f"cuda:{index}" for index in range(torch.cuda.device_count())]
+    labels = [f"{torch.cuda.get_device_name(device)}, CUDA {torch.version.cuda}" for device in devices]
+    return [device_result(device, label, TORCH_CUDA_FIX) for device, label in zip(devices, labels)]
+
+
+def check_mps() -> list[CheckResult]:
+    """Apple-silicon GPU, reported only when this torch build includes MPS support."""
+    import torch
+
+    if not torch.backends.mps.is_built():
+        return []
+    if not torch.backends.mps.is_available():
+        return [CheckResult("mps", "gpu", NOT_USABLE, "built with MPS but no device", "update macOS to 12.3 or newer")]
+    return [device_result("mps", "Apple GPU", TORCH_CPU_FIX)]
+
+
+def check_accelerators() -> list[CheckResult]:
+    """CUDA and MPS devices; nothing to probe when torch itself cannot be imported."""
+    try:
+        import torch  # noqa: F401
+    except (ImportError, OSError) as error:
+        return [CheckResult("cuda", "gpu", NOT_USABLE, f"torch does not import: {error}", TORCH_CPU_FIX)]
+    return check_cuda() + check_mps()
+
+
+def check_jupyter_kernel() -> CheckResult:
+    """Notebooks need ``ipykernel`` and a ``python3`` kernelspec."""
+    absent = [module for module in ("ipykernel", "jupyter_client") if importlib.util.find_spec(module) is None]
+    if absent:
+        return CheckResult("jupyter kernel", "grading", MISSING, f"{', '.join(absent)} not installed", KERNEL_FIX)
+    from jupyter_client.kernelspec import find_kernel_specs
+
+    specs = find_kernel_specs()
+    if "python3" not in specs:
+        return CheckResult("jupyter kernel", "grading", MISSING, "no python3 kernelspec", KERNEL_FIX)
+    return CheckResult("jupyter kernel", "grading", OK, f"python3 at {specs['python3']}")
+
+
+def collect_report() -> list[CheckResult]:
+    """Run every check: Python, packages, the Jupyter kernel, then accelerators."""
+    packages = [check_package(requirement) for requirement in PACKAGES]
+    return [check_python(), *packages, check_jupyter_kernel(), *check_accelerators()]
+
+
+def format_table(results: list[CheckResult]) -> str:
+    """Align the results into columns: item, group, status, detail, fix."""
+    rows = [("item", "group", "status", "detail", "fix")]
+    rows += [(r.name, r.group, r.status, r.detail, r.fix) for r in results]
+    widths = [max(len(row[column]) for row in rows) for column in range(4)]
+    lines = ["  ".join(cell.ljust(width) for cell, width in zip(row, widths)) + "  " + row[4] for row in rows]
+    return "\n".join(line.rstrip() for line in lines)
+
+
+def run_doctor() -> int:
+    """Print the report; return 0 when every required check is OK, else 1."""
+    results = collect_report()
+    print(format_table(results))
+    failed = [r.name for r in results if r.group == REQUIRED and not r.ok]
+    if failed:
+        print(f"\nRequired checks failed: {', '.join(failed)}. Run the commands in the 'fix' column.")
+        return 1
+    print("\nAll required checks passed; optional items marked otherwise are needed only for their group.")
+    return 0
