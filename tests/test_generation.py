@@ -121,3 +121,12 @@ def test_beam_search_result_has_the_best_score_among_all_short_sequences():
     scores = log_probs[4][:, None] + log_probs
     assert_close(log_probs[4, best[1]] + log_probs[best[1], best[2]], scores.max())
     assert math.isfinite(scores.max().item())
+
+
+def test_unlikely_eos_endings_do_not_cut_the_search_short():
+    # Every token almost surely leads to the next one (1 -> 2 -> 3 -> 1 ...); EOS is a 1% chance.
+    rows = [[1.0, 0.0, 0.0, 0.0]] + [[0.01] * 4 for _ in range(3)]
+    for token in (1, 2, 3):
+        rows[token][token % 3 + 1] = 0.97
+    out = beam_search(bigram(rows), torch.tensor([1]), beam_width=3, max_new_tokens=6, eos_id=0)
+    assert out.tolist() == [1, 2, 3, 1, 2, 3, 1]

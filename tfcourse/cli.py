@@ -25,7 +25,7 @@ def build_parser() -> argparse.ArgumentParser:
     doctor.set_defaults(run=_doctor)
     demo = commands.add_parser("demo", help="train two small models on this machine and generate")
     demo.add_argument("--reversal-steps", type=int, default=600)
-    demo.add_argument("--lm-steps", type=int, default=400)
+    demo.add_argument("--lm-steps", type=int, default=600)
     demo.add_argument("--device", choices=["cpu", "cuda"], default=None, help="default: cuda when available")
     demo.set_defaults(run=_demo)
     return parser

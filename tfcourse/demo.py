@@ -50,7 +50,7 @@ def demo_language_model(steps: int, device: torch.device) -> None:
     model = GPT(config)
 
     def next_batch(step: int):
-        return lm_batches(data, 16, 64, torch.Generator().manual_seed(step))
+        return lm_batches(data, 32, 64, torch.Generator().manual_seed(step))
 
     def loss(m, batch):
         x, y = batch
@@ -80,7 +80,7 @@ def report_cache_speed(model: GPT, prompt: torch.Tensor, new_tokens: int = 200) 
           f"({timings[False] / timings[True]:.1f}x), same tokens: {same}")
 
 
-def run_demo(reversal_steps: int = 600, lm_steps: int = 400, device: str | None = None) -> int:
+def run_demo(reversal_steps: int = 600, lm_steps: int = 600, device: str | None = None) -> int:
     """Run both demonstrations; returns a process exit code."""
     chosen = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
     print(f"tfcourse demo on {chosen}")

@@ -123,35 +123,37 @@ def beam_search(
 ) -> Tensor:
     """The most likely continuation of one ``prefix (t,)`` found with ``beam_width`` beams.
 
-    Each step extends every beam by every token, scores a prefix by its summed
-    log-probability, and keeps the ``beam_width`` best that have not ended. A beam that
-    emits ``eos_id`` is finished, with score ``sum log p / (generated length)^length_penalty``
-    (``length_penalty > 0`` favours longer outputs). The search stops once ``beam_width``
-    beams have finished or after ``max_new_tokens``; unfinished beams are scored the same way.
+    Each step extends every beam by every token and keeps the ``beam_width`` best
+    extensions by summed log-probability. An extension ending in ``eos_id`` that ranks
+    among those best is finished instead, with score
+    ``sum log p / (generated length)^length_penalty`` (``length_penalty > 0`` favours
+    longer outputs). The search stops after ``max_new_tokens``, or once ``beam_width``
+    beams have finished and no unfinished beam scores better than the worst of them.
     Returns ``prefix`` followed by the best continuation (EOS included when emitted).
     """
-    beams, scores = prefix[None, :], torch.zeros(1, device=prefix.device)
+    beams, scores = prefix[None, :], torch.zeros(1, device=prefix.device, dtype=torch.float64)
     finished: list[tuple[float, Tensor]] = []
     for length in range(1, max_new_tokens + 1):
         log_probs = torch.log_softmax(step(beams).double(), dim=-1)
-        candidates = (scores[:, None] + log_probs).flatten()
-        top_scores, top_index = candidates.topk(min(2 * beam_width, candidates.numel()))
-        vocab = log_probs.size(-1)
+        top_scores, top_index = (scores[:, None] + log_probs).flatten().topk(min(2 * beam_width, log_probs.numel()))
         alive: list[tuple[int, int, float]] = []  # (beam, token, score)
-        for score, index in zip(top_scores.tolist(), top_index.tolist()):
-            beam, token = divmod(index, vocab)
-            if token == eos_id:
+        for rank, (score, index) in enumerate(zip(top_scores.tolist(), top_index.tolist())):
+            beam, token = divmod(index, log_probs.size(-1))
+            if token != eos_id:
+                alive.append((beam, token, score))
+            elif rank < beam_width:
                 ended = torch.cat([beams[beam], beams.new_tensor([token])])
                 finished.append((score / length**length_penalty, ended))
-            elif len(alive) < beam_width:
-                alive.append((beam, token, score))
-        if len(finished) >= beam_width or not alive:
-            break
+            if len(alive) == beam_width:
+                break
+        finished = sorted(finished, key=lambda pair: pair[0], reverse=True)[:beam_width]
         parents, tokens, kept_scores = zip(*alive)
         beams = torch.cat([beams[list(parents)], beams.new_tensor(tokens)[:, None]], dim=1)
         scores = scores.new_tensor(kept_scores)
-    else:
-        finished += [(s / max_new_tokens**length_penalty, b) for s, b in zip(scores.tolist(), beams)]
+        best_alive = max(kept_scores) / length**length_penalty
+        if len(finished) == beam_width and best_alive <= finished[-1][0]:
+            return finished[0][1]
+    finished += [(s / max_new_tokens**length_penalty, b) for s, b in zip(scores.tolist(), beams)]
     return max(finished, key=lambda pair: pair[0])[1]
 
 
