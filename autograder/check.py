@@ -1,0 +1,123 @@
+"""``check()``: the learner-facing entry point, in a notebook or a hidden test cell.
+
+    from autograder import check
+    check(softmax)            # visible cases; raises AssertionError with a report on failure
+    check(softmax, hint=1)    # the first hint, then the check
+    check(softmax, hidden=True)   # the instructor's hidden cases (seed from TFCOURSE_HIDDEN_SEED)
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from dataclasses import dataclass, field
+from typing import Any
+
+from autograder.compare import Mismatch
+from autograder.exercise import Exercise
+from autograder.forbidden import is_course_object, scan_source
+from autograder.registry import find_exercise
+from autograder.runner import CaseOutcome, ExerciseRun, available_devices, diagnose
+
+VISIBLE_SEED = 20_240_607
+HIDDEN_SEED_VARIABLE = "TFCOURSE_HIDDEN_SEED"
+
+
+def hidden_seed() -> int:
+    """The instructor's seed for hidden cases; a fresh random one when none is set."""
+    value = os.environ.get(HIDDEN_SEED_VARIABLE)
+    return int(value) if value else secrets.randbelow(2**31)
+
+
+@dataclass
+class CheckResult:
+    """The outcome of checking one exercise."""
+
+    name: str
+    passed: bool
+    points: int
+    max_points: int
+    message: str
+    outcomes: list[CaseOutcome] = field(default_factory=list)
+
+    def __str__(self) -> str:
+        return self.message
+
+    def _repr_pretty_(self, printer: Any, cycle: bool) -> None:
+        printer.text(self.message)
+
+
+def _failure(exercise: Exercise, mismatch: Mismatch) -> CheckResult:
+    message = f"{exercise.name}: {mismatch.message}"
+    return CheckResult(exercise.name, False, 0, exercise.points, message,
+                       [CaseOutcome("before running", "-", "-", mismatch)])
+
+
+def _pre_run_problem(exercise: Exercise, obj: Any) -> Mismatch | None:
+    """Reasons not to run the code at all: it is the reference, or it names forbidden APIs."""
+    if is_course_object(obj):
+        return Mismatch("forbidden", "this is the course's reference implementation, not your code. "
+                                     "Check the function you wrote in this notebook.")
+    named = scan_source(obj, exercise.forbidden)
+    if named:
+        return Mismatch("forbidden", f"your code uses {', '.join(named)}, which this exercise asks you to write "
+                                     "yourself. Remove it and use basic tensor operations.")
+    return None
+
+
+def _report(exercise: Exercise, outcomes: list[CaseOutcome]) -> str:
+    failed = [o for o in outcomes if not o.passed]
+    cases = len(outcomes)
+    if not failed:
+        devices = sorted({o.device for o in outcomes})
+        return f"{exercise.name}: all {cases} cases pass on {', '.join(devices)}. {exercise.points}/{exercise.points} points."
+    first = failed[0]
+    lines = [f"{exercise.name}: {cases - len(failed)} of {cases} cases pass. 0/{exercise.points} points.",
+             f"First failure, case '{first.case}' ({first.dtype} on {first.device}):", f"  {first.mismatch.message}"]
+    mistake = diagnose(exercise, outcomes)
+    if mistake:
+        lines.append(f"  This looks like a known mistake, {mistake.name}: {mistake.explanation}")
+    if first.device != "cpu" and all(o.passed for o in outcomes if o.device == "cpu"):
+        lines.append("  It passes on the CPU: look for tensors created without device=x.device.")
+    if exercise.hints:
+        lines.append(f"Stuck? check({exercise.name}, hint=1) shows the first of {len(exercise.hints)} hints.")
+    return "\n".join(lines)
+
+
+def _hint(exercise: Exercise, level: int) -> str:
+    if not exercise.hints:
+        return f"{exercise.name} has no hints."
+    level = max(1, min(level, len(exercise.hints)))
+    more = f" (next: hint={level + 1})" if level < len(exercise.hints) else ""
+    return f"Hint {level} of {len(exercise.hints)}{more}: {exercise.hints[level - 1]}"
+
+
+def run_check(obj: Any, name: str | None = None, hidden: bool = False, devices=None) -> CheckResult:
+    """Check ``obj`` without printing or raising; see :func:`check`."""
+    exercise = find_exercise(name or getattr(obj, "__name__", type(obj).__name__))
+    problem = _pre_run_problem(exercise, obj)
+    if problem:
+        return _failure(exercise, problem)
+    seed = hidden_seed() if hidden else VISIBLE_SEED
+    outcomes = ExerciseRun(exercise, obj).run(seed, hidden, devices or available_devices())
+    passed = all(o.passed for o in outcomes)
+    return CheckResult(exercise.name, passed, exercise.points if passed else 0, exercise.points,
+                       _report(exercise, outcomes), outcomes)
+
+
+def check(obj: Any, name: str | None = None, *, hint: int | None = None, hidden: bool = False,
+          quiet: bool = False) -> CheckResult:
+    """Check a learner's function or class against its exercise.
+
+    The exercise is found by ``obj``'s name, or by ``name``. Prints a report and returns a
+    :class:`CheckResult`; raises ``AssertionError`` with the report when any case fails.
+    ``hint=N`` first shows the N-th hint of the exercise's ladder.
+    """
+    if hint is not None:
+        print(_hint(find_exercise(name or obj.__name__), hint))
+    result = run_check(obj, name, hidden)
+    if not result.passed:
+        raise AssertionError(result.message)
+    if not quiet:
+        print(result.message)
+    return result

@@ -1,0 +1,134 @@
+"""Staged comparison of a learner's output with the expected one.
+
+The stages run in order and the first that fails is reported, with a sentence that says
+how to fix it: type -> length -> shape -> dtype -> device -> NaN/inf -> values.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+
+STAGES = ("raises", "forbidden", "type", "shape", "dtype", "device", "nan", "values")
+
+
+@dataclass(frozen=True)
+class Mismatch:
+    """Why an output is wrong: the stage that failed and a readable explanation."""
+
+    stage: str
+    message: str
+
+
+def _type_name(value: Any) -> str:
+    if isinstance(value, torch.Tensor):
+        return "torch.Tensor"
+    if isinstance(value, np.ndarray):
+        return "numpy.ndarray"
+    return type(value).__name__
+
+
+def _index(flat: int, shape: tuple[int, ...]) -> tuple[int, ...]:
+    return tuple(int(i) for i in np.unravel_index(flat, shape)) if shape else ()
+
+
+def compare(actual: Any, expected: Any, tolerance: tuple[float, float], where: str = "the output") -> Mismatch | None:
+    """``None`` when ``actual`` matches ``expected``, else the first failed stage."""
+    if isinstance(expected, (tuple, list)) and not isinstance(expected, torch.Size):
+        return _compare_sequences(actual, expected, tolerance, where)
+    if isinstance(expected, (torch.Tensor, np.ndarray)):
+        return _compare_arrays(actual, expected, tolerance, where)
+    if isinstance(expected, dict):
+        return _compare_dicts(actual, expected, tolerance, where)
+    if isinstance(expected, float) and isinstance(actual, (int, float)) and not isinstance(actual, bool):
+        return _compare_arrays(torch.tensor(float(actual)), torch.tensor(expected), tolerance, where)
+    if type(actual) is not type(expected) and not (expected is None or isinstance(actual, type(expected))):
+        return Mismatch("type", f"{where} should be a {_type_name(expected)} but is a {_type_name(actual)}.")
+    if actual != expected:
+        return Mismatch("values", f"{where} is {actual!r} but should be {expected!r}.")
+    return None
+
+
+def _compare_sequences(actual: Any, expected: tuple | list, tolerance, where: str) -> Mismatch | None:
+    if not isinstance(actual, (tuple, list)):
+        kind = "tuple" if isinstance(expected, tuple) else "list"
+        return Mismatch("type", f"{where} should be a {kind} of {len(expected)} items but is a {_type_name(actual)}."
+                        + (" Return both values: `return output, weights`." if len(expected) == 2 else ""))
+    if len(actual) != len(expected):
+        return Mismatch("shape", f"{where} has {len(actual)} items but should have {len(expected)}.")
+    for i, (a, e) in enumerate(zip(actual, expected)):
+        mismatch = compare(a, e, tolerance, f"{where}[{i}]")
+        if mismatch:
+            return mismatch
+    return None
+
+
+def _compare_dicts(actual: Any, expected: dict, tolerance, where: str) -> Mismatch | None:
+    if not isinstance(actual, dict):
+        return Mismatch("type", f"{where} should be a dict but is a {_type_name(actual)}.")
+    missing, extra = expected.keys() - actual.keys(), actual.keys() - expected.keys()
+    if missing or extra:
+        detail = f"missing keys {sorted(missing)[:5]}" if missing else f"unexpected keys {sorted(extra)[:5]}"
+        return Mismatch("values", f"{where} has the wrong keys: {detail}.")
+    for key in expected:
+        mismatch = compare(actual[key], expected[key], tolerance, f"{where}[{key!r}]")
+        if mismatch:
+            return mismatch
+    return None
+
+
+def _compare_arrays(actual: Any, expected: torch.Tensor | np.ndarray, tolerance, where: str) -> Mismatch | None:
+    if not isinstance(actual, type(expected)):
+        fix = "Build the result with torch operations." if isinstance(expected, torch.Tensor) else \
+            "Build the result with NumPy operations (np.asarray converts a list)."
+        return Mismatch("type", f"{where} should be a {_type_name(expected)} but is a {_type_name(actual)}. {fix}")
+    if tuple(actual.shape) != tuple(expected.shape):
+        return Mismatch("shape", f"{where} has shape {tuple(actual.shape)} but should have shape "
+                                 f"{tuple(expected.shape)}. Check which dimensions you reduce, transpose or reshape.")
+    if actual.dtype != expected.dtype:
+        return Mismatch("dtype", f"{where} has dtype {actual.dtype} but should have {expected.dtype}, the inputs' "
+                                 "dtype. Create new tensors with dtype=x.dtype (or torch.zeros_like / full_like).")
+    if isinstance(expected, torch.Tensor) and actual.device != expected.device:
+        return Mismatch("device", f"{where} is on {actual.device} but the inputs were on {expected.device}. "
+                                  "Create new tensors with device=x.device (or torch.zeros_like / full_like).")
+    a = torch.as_tensor(actual).detach().cpu()
+    e = torch.as_tensor(expected).detach().cpu()
+    if a.dtype == torch.bool or not a.is_floating_point():
+        return _compare_exact(a, e, where)
+    return _compare_floats(a, e, tolerance, where)
+
+
+def _compare_exact(actual: torch.Tensor, expected: torch.Tensor, where: str) -> Mismatch | None:
+    wrong = actual != expected
+    if not wrong.any():
+        return None
+    first = _index(int(wrong.flatten().nonzero()[0]), tuple(actual.shape))
+    return Mismatch("values", f"{where} differs in {int(wrong.sum())} of {wrong.numel()} entries; the first is at "
+                              f"index {first}: expected {expected[first].item()!r}, got {actual[first].item()!r}.")
+
+
+def _compare_floats(actual: torch.Tensor, expected: torch.Tensor, tolerance, where: str) -> Mismatch | None:
+    atol, rtol = tolerance
+    bad = ~torch.isfinite(actual) & torch.isfinite(expected)
+    if bad.any():
+        first = _index(int(bad.flatten().nonzero()[0]), tuple(actual.shape))
+        return Mismatch("nan", f"{where} contains {actual[first].item()} at index {first} where "
+                               f"{expected[first].item():.6g} is expected. NaN and inf come from exp() overflowing, "
+                               "log(0), or 0/0 (for example a row whose every entry is masked).")
+    if torch.allclose(actual, expected, atol=atol, rtol=rtol, equal_nan=True):
+        return None
+    error = (actual - expected).abs().nan_to_num(0.0)
+    relative = error / expected.abs().clamp_min(atol)
+    wrong = error > atol + rtol * expected.abs()
+    first = _index(int(wrong.flatten().nonzero()[0]), tuple(actual.shape))
+    worst = _index(int(error.flatten().argmax()), tuple(actual.shape))
+    return Mismatch(
+        "values",
+        f"{where} has the right shape but wrong values in {int(wrong.sum())} of {wrong.numel()} entries. "
+        f"First difference at index {first}: expected {expected[first].item():.6g}, got {actual[first].item():.6g}. "
+        f"Largest absolute error {error.max().item():.3g} (at {worst}), "
+        f"largest relative error {relative.max().item():.3g}; allowed: atol={atol:g}, rtol={rtol:g}.",
+    )

@@ -1,0 +1,95 @@
+"""The declarative record that specifies one exercise.
+
+An :class:`Exercise` says what the learner writes (a function or a module class), what
+it must agree with (the ``tfcourse`` reference), on which inputs (seeded case
+generators, a visible set and a hidden set), how closely (tolerances per dtype), what it
+may not call, which common mistakes to recognise, and the hint ladder.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+import torch
+
+# Absolute and relative tolerance per dtype, for outputs compared with the reference.
+DEFAULT_TOLERANCES: dict[torch.dtype, tuple[float, float]] = {
+    torch.float64: (1e-9, 1e-7),
+    torch.float32: (1e-5, 1e-4),
+}
+
+
+@dataclass(frozen=True)
+class Case:
+    """One call of the learner's code: ``fn(*args, **kwargs)``.
+
+    For a module exercise, ``init`` holds the constructor's arguments and ``args`` /
+    ``kwargs`` those of ``forward``.
+    """
+
+    label: str
+    args: tuple = ()
+    kwargs: dict[str, Any] = field(default_factory=dict)
+    init: tuple = ()
+
+
+@dataclass(frozen=True)
+class CaseContext:
+    """Where and how to make a case's inputs: a seeded CPU generator, a device and a dtype."""
+
+    generator: torch.Generator
+    device: torch.device
+    dtype: torch.dtype
+
+    def randn(self, *shape: int, scale: float = 1.0) -> torch.Tensor:
+        """Standard-normal tensor (times ``scale``) drawn on the CPU, then moved to the device."""
+        return (torch.randn(*shape, generator=self.generator, dtype=self.dtype) * scale).to(self.device)
+
+    def randint(self, low: int, high: int, *shape: int) -> torch.Tensor:
+        return torch.randint(low, high, shape, generator=self.generator).to(self.device)
+
+    def rand_mask(self, *shape: int, keep: float = 0.6) -> torch.Tensor:
+        """Boolean mask with about ``keep`` of the entries True."""
+        return (torch.rand(*shape, generator=self.generator) < keep).to(self.device)
+
+
+@dataclass(frozen=True)
+class Mistake:
+    """A common wrong version of the exercise, recognised when the learner's output matches it.
+
+    ``variant`` is called like the reference (for a module: with the reference module as
+    first argument, then ``forward``'s arguments). ``explanation`` is the plain-words
+    sentence shown to the learner.
+    """
+
+    name: str
+    variant: Callable[..., Any]
+    explanation: str
+
+
+@dataclass(frozen=True)
+class Exercise:
+    """Everything the checker needs to grade one exercise.
+
+    ``make_cases(ctx, hidden)`` returns the visible cases (``hidden=False``) or the hidden
+    ones. ``forbidden`` lists dotted names of APIs the learner's code may not call while
+    being checked (for example ``"torch.softmax"``); the ``tfcourse`` and ``autograder``
+    packages are always forbidden. ``kind`` is ``"function"`` or ``"module"``.
+    """
+
+    name: str
+    lesson: str
+    reference: Callable[..., Any]
+    make_cases: Callable[[CaseContext, bool], list[Case]]
+    statement: str
+    points: int = 1
+    kind: str = "function"
+    forbidden: tuple[str, ...] = ()
+    mistakes: tuple[Mistake, ...] = ()
+    hints: tuple[str, ...] = ()
+    difficulty: int = 1
+    minutes: int = 10
+    dtypes: tuple[torch.dtype, ...] = (torch.float64, torch.float32)
+    tolerances: dict[torch.dtype, tuple[float, float]] = field(default_factory=lambda: dict(DEFAULT_TOLERANCES))
+    numpy: bool = False

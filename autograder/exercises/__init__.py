@@ -1,0 +1,1 @@
+"""Exercise specifications, one module per lesson."""

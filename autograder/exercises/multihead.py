@@ -1,0 +1,230 @@
+"""Lesson 03-multihead: heads, masks, the MultiHeadAttention module, NumPy multi-head attention."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+
+import tfcourse.np as tnp
+from autograder.exercise import Case, CaseContext, Exercise, Mistake
+from tfcourse import masks, multihead
+from tfcourse.attention import scaled_dot_product_attention, softmax
+
+LESSON = "03-multihead"
+TORCH_MHA = ("torch.nn.MultiheadAttention", "torch.nn.functional.multi_head_attention_forward",
+             "torch.nn.functional.scaled_dot_product_attention")
+
+
+# --- split_heads / merge_heads ------------------------------------------------------------------
+
+def split_cases(ctx: CaseContext, hidden: bool) -> list[Case]:
+    sizes = [(1, 1, 6, 3), (3, 5, 12, 4)] if hidden else [(2, 4, 8, 2), (1, 3, 12, 3), (2, 1, 6, 6)]
+    return [Case(f"(batch {b}, seq {n}, d_model {d}), {h} heads", (ctx.randn(b, n, d), h)) for b, n, d, h in sizes]
+
+
+def _split_interleaved(x: torch.Tensor, n_heads: int) -> torch.Tensor:
+    batch, seq, d_model = x.shape
+    return x.view(batch, seq, d_model // n_heads, n_heads).permute(0, 3, 1, 2)
+
+
+SPLIT_HEADS = Exercise(
+    name="split_heads",
+    lesson=LESSON,
+    reference=multihead.split_heads,
+    make_cases=split_cases,
+    statement="(batch, seq, d_model) -> (batch, n_heads, seq, d_head); head h takes features h*d_head:(h+1)*d_head.",
+    points=1,
+    mistakes=(
+        Mistake("heads interleaved", _split_interleaved,
+                "the features are dealt to heads in turn (feature i to head i % n_heads). Reshape to "
+                "(batch, seq, n_heads, d_head) so each head gets a contiguous block."),
+        Mistake("missing transpose", lambda x, n: x.view(x.size(0), x.size(1), n, -1),
+                "the heads axis must come before the sequence axis: transpose(1, 2) after the view."),
+    ),
+    hints=("Reshape the last dimension into (n_heads, d_head) with x.view(batch, seq, n_heads, d_head).",
+           "Then move the head axis in front of the sequence axis with .transpose(1, 2).",
+           "d_head = d_model // n_heads."),
+    difficulty=1,
+    minutes=5,
+)
+
+
+def merge_cases(ctx: CaseContext, hidden: bool) -> list[Case]:
+    return [Case(case.label, (multihead.split_heads(*case.args),)) for case in split_cases(ctx, hidden)]
+
+
+MERGE_HEADS = Exercise(
+    name="merge_heads",
+    lesson=LESSON,
+    reference=multihead.merge_heads,
+    make_cases=merge_cases,
+    statement="(batch, n_heads, seq, d_head) -> (batch, seq, n_heads * d_head), undoing split_heads.",
+    points=1,
+    mistakes=(
+        Mistake("reshape without transpose", lambda x: x.reshape(x.size(0), x.size(2), -1),
+                "reshaping before moving the head axis back mixes positions together. transpose(1, 2) first."),
+    ),
+    hints=("Move the head axis back behind the sequence axis: x.transpose(1, 2).",
+           "After a transpose the tensor is not contiguous: use .reshape (or .contiguous().view).",
+           "The last dimension becomes n_heads * d_head."),
+    difficulty=1,
+    minutes=5,
+)
+
+
+# --- masks --------------------------------------------------------------------------------------
+
+def causal_cases(ctx: CaseContext, hidden: bool) -> list[Case]:
+    lengths = [1, 9] if hidden else [1, 4, 7]
+    return [Case(f"seq_len {n}", (n,), {"device": ctx.device}) for n in lengths]
+
+
+CAUSAL_MASK = Exercise(
+    name="causal_mask",
+    lesson=LESSON,
+    reference=masks.causal_mask,
+    make_cases=causal_cases,
+    statement="BoolTensor[seq_len, seq_len] with mask[i, j] = (j <= i), created on `device`.",
+    points=1,
+    dtypes=(torch.float32,),
+    mistakes=(
+        Mistake("inverted", lambda n, device=None: ~masks.causal_mask(n, device),
+                "True must mean 'may attend': the lower triangle (with the diagonal) is True."),
+        Mistake("diagonal excluded", lambda n, device=None: masks.causal_mask(n, device).tril(-1),
+                "a position may attend to itself: keep the diagonal (torch.tril with diagonal=0)."),
+        Mistake("upper triangle", lambda n, device=None: masks.causal_mask(n, device).T,
+                "query i may attend to keys j <= i: that is the lower triangle, torch.tril."),
+    ),
+    hints=("torch.ones(n, n, dtype=torch.bool, device=device) is the fully visible mask.",
+           "torch.tril keeps the lower triangle, diagonal included.",
+           "Row i is the query, column j the key."),
+    difficulty=1,
+    minutes=5,
+)
+
+
+def padding_cases(ctx: CaseContext, hidden: bool) -> list[Case]:
+    sizes = [(1, 3), (4, 9)] if hidden else [(2, 5), (3, 1), (1, 8)]
+    cases = []
+    for batch, seq in sizes:
+        tokens = ctx.randint(0, 4, batch, seq)
+        cases.append(Case(f"tokens ({batch}, {seq}), pad_id 0", (tokens, 0)))
+    return cases + [Case("pad_id 3", (ctx.randint(0, 5, 2, 6), 3))]
+
+
+PADDING_MASK = Exercise(
+    name="padding_mask",
+    lesson=LESSON,
+    reference=masks.padding_mask,
+    make_cases=padding_cases,
+    statement="(batch, seq) token ids -> BoolTensor[batch, 1, 1, seq], True where the token is not padding.",
+    points=1,
+    dtypes=(torch.float32,),
+    mistakes=(
+        Mistake("inverted", lambda t, pad_id: ~masks.padding_mask(t, pad_id),
+                "True must mark real tokens (tokens != pad_id), not the padding."),
+        Mistake("missing broadcast axes", lambda t, pad_id: t != pad_id,
+                "the mask must broadcast over heads and queries: shape (batch, 1, 1, seq), e.g. [:, None, None, :]."),
+    ),
+    hints=("Compare: tokens != pad_id.", "Add two axes: [:, None, None, :].", "The result is (batch, 1, 1, seq)."),
+    difficulty=1,
+    minutes=5,
+)
+
+
+# --- MultiHeadAttention --------------------------------------------------------------------------
+
+def mha_cases(ctx: CaseContext, hidden: bool) -> list[Case]:
+    sizes = [(1, 1, 8, 2), (3, 6, 12, 3)] if hidden else [(2, 5, 16, 4), (1, 3, 8, 1), (2, 4, 12, 3)]
+    cases = []
+    for batch, seq, d_model, heads in sizes:
+        x = ctx.randn(batch, seq, d_model)
+        cases.append(Case(f"self-attention d_model {d_model}, {heads} heads", (x, x, x), init=(d_model, heads)))
+    x, memory = ctx.randn(2, 4, 16), ctx.randn(2, 6, 16)
+    keep = ctx.rand_mask(2, 1, 1, 6, keep=0.7)
+    keep[..., 0] = True
+    causal = torch.ones(4, 4, dtype=torch.bool, device=ctx.device).tril()
+    return cases + [
+        Case("cross-attention with padding mask", (x, memory, memory), {"mask": keep}, init=(16, 4)),
+        Case("causal self-attention", (x, x, x), {"mask": causal}, init=(16, 2)),
+    ]
+
+
+def _mha_variant(split=multihead.split_heads, scale: bool = True, project_out: bool = True):
+    def forward(module, query, key, value, mask=None):
+        n = module.n_heads
+        q, k, v = (split(proj(t), n) for proj, t in ((module.q_proj, query), (module.k_proj, key),
+                                                      (module.v_proj, value)))
+        if not scale:
+            q = q * math.sqrt(q.size(-1))
+        out, weights = scaled_dot_product_attention(q, k, v, mask)
+        out = multihead.merge_heads(out) if split is multihead.split_heads else \
+            out.permute(0, 2, 3, 1).reshape(query.shape)
+        return (module.out_proj(out) if project_out else out), weights
+    return forward
+
+
+MULTI_HEAD_ATTENTION = Exercise(
+    name="MultiHeadAttention",
+    lesson=LESSON,
+    reference=multihead.MultiHeadAttention,
+    kind="module",
+    make_cases=mha_cases,
+    statement="nn.Module with q_proj, k_proj, v_proj, out_proj (nn.Linear, bias); forward(query, key, value, "
+              "mask=None) -> (output (B, Lq, d), weights (B, heads, Lq, Lk)).",
+    points=3,
+    forbidden=TORCH_MHA,
+    mistakes=(
+        Mistake("no sqrt(d_head) scaling", _mha_variant(scale=False),
+                "the scores are not divided by sqrt(d_head), the width of one head."),
+        Mistake("heads interleaved", _mha_variant(split=_split_interleaved),
+                "each head must take a contiguous block of d_head features; check split_heads."),
+        Mistake("missing output projection", _mha_variant(project_out=False),
+                "the merged heads must go through out_proj."),
+    ),
+    hints=("Project: q = split_heads(self.q_proj(query), n_heads), and the same for k and v.",
+           "Attend per head with your scaled_dot_product_attention (d_k is d_head), then merge_heads.",
+           "Finish with self.out_proj; return (output, weights) with weights of shape (B, heads, Lq, Lk)."),
+    difficulty=3,
+    minutes=30,
+)
+
+
+# --- NumPy multi-head attention ------------------------------------------------------------------
+
+def numpy_mha_cases(ctx: CaseContext, hidden: bool) -> list[Case]:
+    sizes = [(1, 4, 6, 3)] if hidden else [(2, 5, 8, 2), (1, 3, 12, 4)]
+    cases = []
+    for batch, seq, d_model, heads in sizes:
+        weights = tuple(ctx.randn(d_model, d_model, scale=d_model ** -0.5) for _ in range(4))
+        mask = torch.ones(seq, seq, dtype=torch.bool).tril()
+        cases.append(Case(f"d_model {d_model}, {heads} heads, causal", (ctx.randn(batch, seq, d_model), *weights,
+                                                                        heads), {"mask": mask.numpy()}))
+    return cases
+
+
+def _numpy_mha_without_out(x, w_q, w_k, w_v, w_o, n_heads, mask=None):
+    return tnp.multi_head_attention(x, w_q, w_k, w_v, np.eye(w_o.shape[0], dtype=w_o.dtype), n_heads, mask)
+
+
+NUMPY_MULTI_HEAD_ATTENTION = Exercise(
+    name="numpy_multi_head_attention",
+    lesson=LESSON,
+    reference=tnp.multi_head_attention,
+    make_cases=numpy_mha_cases,
+    statement="Multi-head self-attention in NumPy with weights applied as x @ w (d_model, d_model), no biases.",
+    points=2,
+    numpy=True,
+    mistakes=(
+        Mistake("missing output projection", _numpy_mha_without_out, "multiply the merged heads by w_o."),
+    ),
+    hints=("x @ w_q gives all heads' queries at once; reshape to (batch, seq, n_heads, d_head).",
+           "np.transpose(..., (0, 2, 1, 3)) puts the heads before the sequence.",
+           "Reuse your NumPy attention per head, then merge and multiply by w_o."),
+    difficulty=3,
+    minutes=25,
+)
+
+EXERCISES = (SPLIT_HEADS, MERGE_HEADS, CAUSAL_MASK, PADDING_MASK, MULTI_HEAD_ATTENTION, NUMPY_MULTI_HEAD_ATTENTION)

@@ -1,0 +1,143 @@
+"""Catching the APIs an exercise asks the learner not to use.
+
+Two complementary nets:
+
+* a static scan of the learner's source for the forbidden names and for imports of the
+  course's own packages (it catches aliases such as ``from torch import softmax``);
+* tripwires: while the learner's code runs, each forbidden function is replaced by one
+  that raises :class:`ForbiddenAPIUsed` (it catches calls the source hides);
+* a call watcher (``sys.setprofile``) that spots the original functions when they are
+  reached through an alias bound before the tripwires were set.
+"""
+
+from __future__ import annotations
+
+import ast
+import importlib
+import inspect
+import sys
+import textwrap
+from contextlib import contextmanager
+from typing import Any, Callable, Iterator
+
+COURSE_PACKAGES = ("tfcourse", "autograder")
+_INHERITED = object()  # marks an attribute a class inherits rather than defines
+
+
+class ForbiddenAPIUsed(Exception):
+    """The learner's code called an API the exercise forbids."""
+
+    def __init__(self, api: str):
+        super().__init__(api)
+        self.api = api
+
+
+def _resolve(dotted: str) -> tuple[Any, str] | None:
+    """``"torch.nn.functional.softmax"`` -> ``(torch.nn.functional, "softmax")``; also classes like ``torch.Tensor``.
+
+    ``None`` when the package is not installed (then nothing can call it).
+    """
+    parts = dotted.split(".")
+    for split in range(len(parts) - 1, 0, -1):
+        try:
+            owner = importlib.import_module(".".join(parts[:split]))
+        except ImportError:
+            continue
+        for attribute in parts[split:-1]:
+            owner = getattr(owner, attribute)
+        return owner, parts[-1]
+    return None
+
+
+def _installed(apis: tuple[str, ...]) -> list[tuple[str, Any, str]]:
+    """``(api, owner, attribute)`` for each API whose package is installed."""
+    return [(api, *found) for api in apis if (found := _resolve(api)) is not None]
+
+
+def _tripwire(api: str) -> Callable[..., Any]:
+    def forbidden(*args: Any, **kwargs: Any) -> Any:
+        raise ForbiddenAPIUsed(api)
+
+    return forbidden
+
+
+@contextmanager
+def tripwires(apis: tuple[str, ...]) -> Iterator[None]:
+    """Within the block, calling any of ``apis`` raises :class:`ForbiddenAPIUsed`."""
+    saved = []
+    try:
+        for api, owner, name in _installed(apis):
+            saved.append((owner, name, vars(owner).get(name, _INHERITED)))
+            setattr(owner, name, _tripwire(api))
+        yield
+    finally:
+        for owner, name, original in reversed(saved):
+            if original is _INHERITED:
+                delattr(owner, name)
+            else:
+                setattr(owner, name, original)
+
+
+@contextmanager
+def call_watcher(apis: tuple[str, ...]) -> Iterator[list[str]]:
+    """Yield a list that fills with the forbidden APIs called (by any name) within the block."""
+    originals = {}
+    for api, owner, name in _installed(apis):
+        function = getattr(owner, name)
+        originals[id(getattr(function, "__code__", function))] = api
+    called: list[str] = []
+
+    def profile(frame: Any, event: str, arg: Any) -> None:
+        target = arg if event == "c_call" else frame.f_code if event == "call" else None
+        if target is not None and id(target) in originals:
+            called.append(originals[id(target)])
+
+    previous = sys.getprofile()
+    sys.setprofile(profile)
+    try:
+        yield called
+    finally:
+        sys.setprofile(previous)
+
+
+def _source_of(obj: Any) -> str | None:
+    try:
+        return textwrap.dedent(inspect.getsource(obj))
+    except (OSError, TypeError):
+        return None
+
+
+def scan_source(obj: Any, apis: tuple[str, ...]) -> list[str]:
+    """Forbidden things named in ``obj``'s source: APIs (by their last name) and course imports."""
+    source = _source_of(obj)
+    if source is None:
+        return []
+    try:
+        tree = ast.parse(source)
+    except SyntaxError:
+        return []
+    short_names = {api.rsplit(".", 1)[-1]: api for api in apis}
+    found: list[str] = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Attribute) and node.attr in short_names and not _is_own_member(node):
+            found.append(ast.unparse(node))
+        elif isinstance(node, ast.Import):
+            found += [alias.name for alias in node.names if alias.name.split(".")[0] in COURSE_PACKAGES]
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            if node.module.split(".")[0] in COURSE_PACKAGES:
+                found.append(node.module)
+            found += [f"{node.module}.{a.name}" for a in node.names if a.name in short_names]
+        elif isinstance(node, ast.Name) and node.id in COURSE_PACKAGES:
+            found.append(node.id)
+    return sorted(set(found))
+
+
+def _is_own_member(node: ast.Attribute) -> bool:
+    """``self.softmax``: a method of the learner's own class, not a library function."""
+    return isinstance(node.value, ast.Name) and node.value.id == "self"
+
+
+def is_course_object(obj: Any) -> bool:
+    """True when ``obj`` itself comes from ``tfcourse`` or ``autograder`` (the reference, not the learner's)."""
+    module = getattr(obj, "__module__", None) or ""
+    return module.split(".")[0] in COURSE_PACKAGES

@@ -1,0 +1,181 @@
+"""The checking engine on every exercise of lessons 02 and 03."""
+
+import dataclasses
+
+import pytest
+import torch
+
+from autograder import check
+from autograder.check import HIDDEN_SEED_VARIABLE, run_check
+from autograder.exercise import Exercise
+from autograder.registry import find_exercise, lesson_exercises
+from autograder.runner import ExerciseRun, available_devices, diagnose
+from tests import learner_solutions
+
+EXERCISES = lesson_exercises("02-attention") + lesson_exercises("03-multihead")
+IDS = [ex.name for ex in EXERCISES]
+
+
+def solution(exercise: Exercise):
+    return getattr(learner_solutions, exercise.name)
+
+
+def stub_of(exercise: Exercise):
+    """What the learner's notebook holds before any work: the signature and NotImplementedError."""
+    if exercise.kind == "module":
+        class Stub(torch.nn.Module):
+            def __init__(self, *args, **kwargs):
+                super().__init__()
+                raise NotImplementedError
+        return Stub
+
+    def stub(*args, **kwargs):
+        raise NotImplementedError
+    return stub
+
+
+def as_learner_code(exercise: Exercise, variant):
+    """A learner's function or class that computes what ``variant`` computes."""
+    if exercise.kind == "module":
+        base = exercise.reference
+        return type("Wrong", (base,), {"forward": lambda self, *a, **k: variant(self, *a, **k),
+                                       "__module__": __name__})
+    return lambda *args, **kwargs: variant(*args, **kwargs)
+
+
+def test_both_lessons_have_at_least_five_graded_exercises():
+    assert len(lesson_exercises("02-attention")) >= 5
+    assert len(lesson_exercises("03-multihead")) >= 5
+
+
+@pytest.mark.parametrize("exercise", EXERCISES, ids=IDS)
+def test_solution_passes_visible_and_hidden_cases_on_every_device(exercise, monkeypatch):
+    result = run_check(solution(exercise), exercise.name)
+    assert result.passed, result.message
+    assert result.points == exercise.points
+    assert {o.device for o in result.outcomes} >= {str(d) for d in available_devices()} or exercise.numpy
+    monkeypatch.setenv(HIDDEN_SEED_VARIABLE, "987")
+    assert run_check(solution(exercise), exercise.name, hidden=True).passed
+
+
+@pytest.mark.parametrize("exercise", EXERCISES, ids=IDS)
+def test_stub_fails_with_not_implemented_message(exercise):
+    result = run_check(stub_of(exercise), exercise.name)
+    assert not result.passed and result.points == 0
+    assert "not implemented yet" in result.message
+    assert "Traceback" not in result.message
+
+
+@pytest.mark.parametrize(
+    "exercise, mistake",
+    [(ex, m) for ex in EXERCISES for m in ex.mistakes],
+    ids=[f"{ex.name}-{m.name}" for ex in EXERCISES for m in ex.mistakes],
+)
+def test_each_known_mistake_is_recognised_and_named(exercise, mistake):
+    permissive = dataclasses.replace(exercise, forbidden=())  # some variants call the built-ins
+    outcomes = ExerciseRun(permissive, as_learner_code(exercise, mistake.variant)).run(
+        seed=1, hidden=False, devices=[torch.device("cpu")])
+    assert not all(o.passed for o in outcomes), f"{mistake.name} passes every case"
+    assert diagnose(exercise, outcomes) == mistake
+
+
+@pytest.mark.parametrize("name, api", [
+    ("softmax", "torch.softmax"),
+    ("scaled_dot_product_attention", "torch.nn.functional.scaled_dot_product_attention"),
+])
+def test_forbidden_api_is_reported(name, api):
+    def cheat_softmax(x, dim=-1, temperature=1.0):
+        return torch.softmax(x / temperature, dim)
+
+    def cheat_attention(q, k, v, mask=None):
+        out = torch.nn.functional.scaled_dot_product_attention(q, k, v, attn_mask=mask)
+        return out, None
+
+    cheat = cheat_softmax if name == "softmax" else cheat_attention
+    result = run_check(cheat, name)
+    assert not result.passed and api in result.message
+
+
+def test_forbidden_api_through_an_alias_is_reported():
+    from torch.nn.functional import scaled_dot_product_attention as fused
+
+    def attention_scores(q, k):
+        return fused(q, k, torch.eye(k.size(-2), dtype=q.dtype, device=q.device)[None].expand(*k.shape[:-1], -1))
+
+    result = run_check(attention_scores)
+    assert not result.passed and "scaled_dot_product_attention" in result.message
+
+
+def test_the_reference_itself_is_refused():
+    from tfcourse.attention import softmax as reference
+
+    result = run_check(reference)
+    assert not result.passed and "reference implementation" in result.message
+
+
+def test_importing_the_reference_is_refused():
+    def softmax(x, dim=-1, temperature=1.0):
+        from tfcourse.attention import softmax as ref
+        return ref(x, dim, temperature)
+
+    result = run_check(softmax)
+    assert not result.passed and "tfcourse" in result.message
+
+
+def test_wrong_device_is_named(monkeypatch):
+    """A function that creates a tensor on the CPU fails on CUDA with a device message."""
+    if not torch.cuda.is_available():
+        pytest.skip("needs a CUDA device")
+
+    def attention_entropy(weights):
+        ones = torch.ones(weights.shape, dtype=weights.dtype)  # forgot device=
+        return -(weights * torch.where(weights > 0, weights, ones).log()).sum(-1)
+
+    result = run_check(attention_entropy)
+    assert not result.passed and "device" in result.message
+
+
+def test_dtype_mistake_is_named():
+    def attention_scores(q, k):
+        return (q @ k.transpose(-2, -1)).float() / q.shape[-1] ** 0.5
+
+    result = run_check(attention_scores)
+    assert not result.passed and "dtype" in result.message
+
+
+def test_check_raises_assertion_with_report_and_shows_hints(capsys):
+    def attention_scores(q, k):
+        return q @ k.transpose(-2, -1)
+
+    with pytest.raises(AssertionError, match="no sqrt"):
+        check(attention_scores, hint=2)
+    assert "Hint 2 of 3" in capsys.readouterr().out
+
+
+def test_check_returns_result_and_prints_on_success(capsys):
+    result = check(learner_solutions.causal_mask)
+    assert result.passed and result.points == result.max_points == 1
+    assert "all" in capsys.readouterr().out
+
+
+def test_renamed_function_is_found_by_name_or_explained():
+    renamed = learner_solutions.attention_entropy
+    assert run_check(renamed, name="attention_entropy").passed
+    with pytest.raises(KeyError, match="Did you mean attention_entropy"):
+        run_check(lambda w: w, name="attention_entropi")
+
+
+def test_hidden_cases_follow_the_instructors_seed(monkeypatch):
+    exercise = find_exercise("softmax")
+    monkeypatch.setenv(HIDDEN_SEED_VARIABLE, "5")
+    from autograder.check import hidden_seed
+    first = exercise.make_cases(_context(hidden_seed()), True)[0].args[0]
+    again = exercise.make_cases(_context(hidden_seed()), True)[0].args[0]
+    monkeypatch.setenv(HIDDEN_SEED_VARIABLE, "6")
+    other = exercise.make_cases(_context(hidden_seed()), True)[0].args[0]
+    assert torch.equal(first, again) and not torch.equal(first, other)
+
+
+def _context(seed):
+    from autograder.exercise import CaseContext
+    return CaseContext(torch.Generator().manual_seed(seed), torch.device("cpu"), torch.float64)
