@@ -43,8 +43,8 @@ class CheckResult:
     def __str__(self) -> str:
         return self.message
 
-    def _repr_pretty_(self, printer: Any, cycle: bool) -> None:
-        printer.text(self.message)
+    def _ipython_display_(self) -> None:
+        """Show nothing as a cell's value: :func:`check` has already printed the report."""
 
 
 def _failure(exercise: Exercise, mismatch: Mismatch) -> CheckResult:

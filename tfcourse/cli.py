@@ -18,6 +18,24 @@ def _demo(args: argparse.Namespace) -> int:
     return run_demo(args.reversal_steps, args.lm_steps, args.device)
 
 
+def _check(args: argparse.Namespace) -> int:
+    from autograder.notebook import format_report, score_notebook
+
+    try:
+        score = score_notebook(args.notebook)
+    except ValueError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    print(score.to_json() if args.json else format_report(score))
+    return 0 if score.score == score.max_score else 1
+
+
+def _progress(args: argparse.Namespace) -> int:
+    from autograder.progress import run_progress
+
+    return run_progress(args.dir)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="tfcourse", description="The Transformer from first principles.")
     commands = parser.add_subparsers(dest="command", required=True)
@@ -28,6 +46,13 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--lm-steps", type=int, default=600)
     demo.add_argument("--device", choices=["cpu", "cuda"], default=None, help="default: cuda when available")
     demo.set_defaults(run=_demo)
+    check = commands.add_parser("check", help="run a notebook and score it as the instructor will (hidden cases aside)")
+    check.add_argument("notebook")
+    check.add_argument("--json", action="store_true", help="one JSON object with the per-exercise checks")
+    check.set_defaults(run=_check)
+    progress = commands.add_parser("progress", help="score your notebooks of all seven lessons")
+    progress.add_argument("--dir", default="exercises", help="the folder holding <lesson>/<lesson>.ipynb")
+    progress.set_defaults(run=_progress)
     return parser
 
 
