@@ -14,11 +14,12 @@ import torch
 from autograder.check import run_check
 from autograder.registry import lesson_exercises
 from benchmarks.timing import median_seconds
-from tests import learner_solutions
+from tests.notebooks import GRADED_LESSONS, solution_namespace
 
 
 def main() -> None:
-    exercises = lesson_exercises("02-attention") + lesson_exercises("03-multihead")
+    exercises = [ex for lesson in GRADED_LESSONS for ex in lesson_exercises(lesson)]
+    learner_solutions = solution_namespace(*GRADED_LESSONS)
     cpu = torch.device("cpu")
     timings = {}
     for exercise in exercises:

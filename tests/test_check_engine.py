@@ -10,9 +10,10 @@ from autograder.check import HIDDEN_SEED_VARIABLE, run_check
 from autograder.exercise import Exercise
 from autograder.registry import find_exercise, lesson_exercises
 from autograder.runner import ExerciseRun, available_devices, diagnose
-from tests import learner_solutions
+from tests.notebooks import GRADED_LESSONS, solution_namespace
 
-EXERCISES = lesson_exercises("02-attention") + lesson_exercises("03-multihead")
+EXERCISES = [ex for lesson in GRADED_LESSONS for ex in lesson_exercises(lesson)]
+learner_solutions = solution_namespace(*GRADED_LESSONS)
 IDS = [ex.name for ex in EXERCISES]
 
 

@@ -1,0 +1,33 @@
+"""Helpers for tests that use the course notebooks."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from types import SimpleNamespace
+
+import nbformat
+
+ROOT = Path(__file__).resolve().parent.parent
+GRADED_LESSONS = ("02-attention", "03-multihead")
+
+
+def solution_notebook(lesson: str) -> Path:
+    return ROOT / "solutions" / lesson / f"{lesson}.ipynb"
+
+
+def solution_namespace(*lessons: str) -> SimpleNamespace:
+    """The functions and classes a solution notebook defines: every code cell but the graded checks."""
+    namespace: dict = {"__name__": "learner_notebook"}
+    for lesson in lessons:
+        nb = nbformat.read(solution_notebook(lesson), as_version=4)
+        for cell in nb.cells:
+            if cell.cell_type == "code" and not cell.metadata.get("nbgrader", {}).get("grade"):
+                exec(compile(cell.source, f"<{lesson} notebook>", "exec"), namespace)
+    return SimpleNamespace(**namespace)
+
+
+def comparable(path: Path) -> list[dict]:
+    """A notebook's cells without execution state: what must match between two generations."""
+    nb = json.loads(path.read_text())
+    return [{k: cell[k] for k in ("cell_type", "source", "metadata")} for cell in nb["cells"]]
