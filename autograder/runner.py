@@ -13,9 +13,7 @@ import traceback
 from dataclasses import dataclass
 from typing import Any, Callable
 
-import numpy as np
 import torch
-from torch import nn
 
 from autograder.compare import Mismatch, compare
 from autograder.exercise import Case, CaseContext, Exercise, Mistake

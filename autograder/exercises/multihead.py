@@ -10,7 +10,7 @@ import torch
 import tfcourse.np as tnp
 from autograder.exercise import Case, CaseContext, Exercise, Mistake
 from tfcourse import masks, multihead
-from tfcourse.attention import scaled_dot_product_attention, softmax
+from tfcourse.attention import scaled_dot_product_attention
 
 LESSON = "03-multihead"
 TORCH_MHA = ("torch.nn.MultiheadAttention", "torch.nn.functional.multi_head_attention_forward",
