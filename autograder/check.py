@@ -92,9 +92,14 @@ def _hint(exercise: Exercise, level: int) -> str:
     return f"Hint {level} of {len(exercise.hints)}{more}: {exercise.hints[level - 1]}"
 
 
+def _exercise_for(obj: Any, name: str | None) -> Exercise:
+    """The exercise named ``name``, else the one named like ``obj``."""
+    return find_exercise(name or getattr(obj, "__name__", type(obj).__name__))
+
+
 def run_check(obj: Any, name: str | None = None, hidden: bool = False, devices=None) -> CheckResult:
     """Check ``obj`` without printing or raising; see :func:`check`."""
-    exercise = find_exercise(name or getattr(obj, "__name__", type(obj).__name__))
+    exercise = _exercise_for(obj, name)
     problem = _pre_run_problem(exercise, obj)
     if problem:
         return _failure(exercise, problem)
@@ -114,7 +119,7 @@ def check(obj: Any, name: str | None = None, *, hint: int | None = None, hidden:
     ``hint=N`` first shows the N-th hint of the exercise's ladder.
     """
     if hint is not None:
-        print(_hint(find_exercise(name or obj.__name__), hint))
+        print(_hint(_exercise_for(obj, name), hint))
     result = run_check(obj, name, hidden)
     if not result.passed:
         raise AssertionError(result.message)

@@ -20,6 +20,9 @@ from autograder.exercise import Case, CaseContext, Exercise, Mistake
 from autograder.forbidden import ForbiddenAPIUsed, call_watcher, tripwires
 from autograder.modules import copy_reference_weights, gradients_by_name
 
+# Failures where the learner's output exists and can be compared with a known mistake's.
+DIAGNOSABLE_STAGES = ("shape", "values", "nan")
+
 
 @dataclass(frozen=True)
 class CaseOutcome:
@@ -102,12 +105,7 @@ class ExerciseRun:
         actual, error = _call_guarded(lambda: self.learner(*_clone(args), **_clone(kwargs)), self.exercise.forbidden)
         if error:
             return CaseOutcome(**label, mismatch=error)
-        tolerance = self.exercise.tolerances[context.dtype]
-        mismatch = compare(actual, expected, tolerance)
-        matches = ()
-        if mismatch and mismatch.stage in ("shape", "values", "nan"):
-            matches = self._matching_mistakes(actual, tolerance, lambda v: v(*_clone(args), **_clone(kwargs)))
-        return CaseOutcome(**label, mismatch=mismatch, matching_mistakes=matches)
+        return self._judge(actual, expected, context, label, lambda v: v(*_clone(args), **_clone(kwargs)))
 
     def _run_module_case(self, case: Case, context: CaseContext, label: dict) -> CaseOutcome:
         reference = self.exercise.reference(*case.init).to(context.device, context.dtype).eval()
@@ -121,15 +119,24 @@ class ExerciseRun:
                                       self.exercise.forbidden)
         if error:
             return CaseOutcome(**label, mismatch=error)
+        outcome = self._judge(actual, expected, context, label,
+                              lambda v: v(reference, *_clone(case.args), **_clone(case.kwargs)))
+        if not outcome.passed:
+            return outcome
+        grads = gradients_by_name(reference, expected), gradients_by_name(learner, actual)
+        mismatch = compare(grads[1], grads[0], self.exercise.tolerances[context.dtype], where="the gradients")
+        return CaseOutcome(**label, mismatch=mismatch)
+
+    def _judge(
+        self, actual: Any, expected: Any, context: CaseContext, label: dict, evaluate: Callable[[Callable], Any]
+    ) -> CaseOutcome:
+        """Compare with the expected output; on a wrong result, note which known mistakes it matches."""
         tolerance = self.exercise.tolerances[context.dtype]
         mismatch = compare(actual, expected, tolerance)
-        if mismatch:
-            matches = self._matching_mistakes(
-                actual, tolerance, lambda v: v(reference, *_clone(case.args), **_clone(case.kwargs)))
-            return CaseOutcome(**label, mismatch=mismatch, matching_mistakes=matches)
-        grads = gradients_by_name(reference, expected), gradients_by_name(learner, actual)
-        mismatch = compare(grads[1], grads[0], tolerance, where="the gradients")
-        return CaseOutcome(**label, mismatch=mismatch)
+        matches = ()
+        if mismatch and mismatch.stage in DIAGNOSABLE_STAGES:
+            matches = self._matching_mistakes(actual, tolerance, evaluate)
+        return CaseOutcome(**label, mismatch=mismatch, matching_mistakes=matches)
 
     def _matching_mistakes(
         self, actual: Any, tolerance: tuple[float, float], evaluate: Callable[[Callable], Any]
@@ -150,7 +157,7 @@ class ExerciseRun:
 def diagnose(exercise: Exercise, outcomes: list[CaseOutcome]) -> Mistake | None:
     """The known mistake that explains the failures: the first that matches every failed
     case it could be compared on, else the first match of the first such case."""
-    compared = [o for o in outcomes if o.mismatch and o.mismatch.stage in ("shape", "values", "nan")]
+    compared = [o for o in outcomes if o.mismatch and o.mismatch.stage in DIAGNOSABLE_STAGES]
     if not compared:
         return None
     for mistake in exercise.mistakes:
@@ -162,8 +169,6 @@ def diagnose(exercise: Exercise, outcomes: list[CaseOutcome]) -> Mistake | None:
 
 def _matches(actual: Any, wrong: Any, tolerance: tuple[float, float]) -> bool:
     try:
-        if isinstance(actual, torch.Tensor) and isinstance(wrong, torch.Tensor):
-            actual, wrong = actual.detach(), wrong.detach()
         return compare(actual, wrong, tolerance) is None
     except Exception:
         return False
