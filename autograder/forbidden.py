@@ -62,11 +62,20 @@ def _tripwire(api: str) -> Callable[..., Any]:
 
 
 @contextmanager
-def tripwires(apis: tuple[str, ...]) -> Iterator[None]:
-    """Within the block, calling any of ``apis`` raises :class:`ForbiddenAPIUsed`."""
+def forbidden_calls(apis: tuple[str, ...]) -> Iterator[list[str]]:
+    """Guard a block: a call of any of ``apis`` by its own name raises :class:`ForbiddenAPIUsed`;
+    one through an alias bound earlier is appended to the yielded list."""
+    installed = _installed(apis)
+    with _call_watcher(installed) as called, _tripwires(installed):
+        yield called
+
+
+@contextmanager
+def _tripwires(installed: list[tuple[str, Any, str]]) -> Iterator[None]:
+    """Within the block, each ``(api, owner, name)`` raises :class:`ForbiddenAPIUsed` when called."""
     saved = []
     try:
-        for api, owner, name in _installed(apis):
+        for api, owner, name in installed:
             saved.append((owner, name, vars(owner).get(name, _INHERITED)))
             setattr(owner, name, _tripwire(api))
         yield
@@ -79,10 +88,10 @@ def tripwires(apis: tuple[str, ...]) -> Iterator[None]:
 
 
 @contextmanager
-def call_watcher(apis: tuple[str, ...]) -> Iterator[list[str]]:
-    """Yield a list that fills with the forbidden APIs called (by any name) within the block."""
+def _call_watcher(installed: list[tuple[str, Any, str]]) -> Iterator[list[str]]:
+    """Yield a list that fills with the APIs called (by any name) within the block."""
     originals = {}
-    for api, owner, name in _installed(apis):
+    for api, owner, name in installed:
         function = getattr(owner, name)
         originals[id(getattr(function, "__code__", function))] = api
     called: list[str] = []

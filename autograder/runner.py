@@ -17,7 +17,7 @@ import torch
 
 from autograder.compare import Mismatch, compare
 from autograder.exercise import Case, CaseContext, Exercise, Mistake
-from autograder.forbidden import ForbiddenAPIUsed, call_watcher, tripwires
+from autograder.forbidden import ForbiddenAPIUsed, forbidden_calls
 from autograder.modules import copy_reference_weights, gradients_by_name
 
 # Failures where the learner's output exists and can be compared with a known mistake's.
@@ -72,7 +72,7 @@ def _raised(error: BaseException) -> Mismatch:
 
 def _call_guarded(fn: Callable[[], Any], forbidden: tuple[str, ...]) -> tuple[Any, Mismatch | None]:
     try:
-        with call_watcher(forbidden) as called, tripwires(forbidden):
+        with forbidden_calls(forbidden) as called:
             result = fn()
     except Exception as error:  # the learner's code may raise anything; it becomes feedback
         return None, _raised(error)
