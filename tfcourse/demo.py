@@ -35,8 +35,12 @@ def demo_reversal(steps: int, device: torch.device) -> None:
         step = seq2seq_step(model, row[None])
         decoded = beam_search(step, torch.tensor([BOS_ID], device=device), beam_width=3,
                               max_new_tokens=task.seq_len + 1, eos_id=EOS_ID)
-        symbols = lambda ids: " ".join(str(i - FIRST_SYMBOL_ID) for i in ids.tolist() if i >= FIRST_SYMBOL_ID)
-        print(f"  {symbols(row):<22} -> {symbols(decoded)}")
+        print(f"  {_symbols(row):<22} -> {_symbols(decoded)}")
+
+
+def _symbols(ids: torch.Tensor) -> str:
+    """Symbol ids as the digits they stand for, without BOS/EOS."""
+    return " ".join(str(i - FIRST_SYMBOL_ID) for i in ids.tolist() if i >= FIRST_SYMBOL_ID)
 
 
 def demo_language_model(steps: int, device: torch.device) -> None:
