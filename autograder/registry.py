@@ -1,13 +1,28 @@
-"""Every exercise of the course, by name."""
+"""Every exercise of the course, by name.
+
+Each module of :mod:`autograder.exercises` specifies one lesson: it sets ``LESSON`` (the
+lesson id, such as ``"02-attention"``) and ``EXERCISES`` (its exercises in course order).
+"""
 
 from __future__ import annotations
 
 import difflib
+import importlib
+import pkgutil
 
+import autograder.exercises
 from autograder.exercise import Exercise
-from autograder.exercises import attention, multihead
 
-EXERCISES: dict[str, Exercise] = {ex.name: ex for module in (attention, multihead) for ex in module.EXERCISES}
+
+def _lesson_modules() -> list:
+    """The specification modules, in lesson order."""
+    names = [info.name for info in pkgutil.iter_modules(autograder.exercises.__path__)]
+    modules = [importlib.import_module(f"autograder.exercises.{name}") for name in names]
+    return sorted(modules, key=lambda module: module.LESSON)
+
+
+EXERCISES: dict[str, Exercise] = {ex.name: ex for module in _lesson_modules() for ex in module.EXERCISES}
+LESSONS: tuple[str, ...] = tuple(dict.fromkeys(ex.lesson for ex in EXERCISES.values()))
 
 
 def find_exercise(name: str) -> Exercise:

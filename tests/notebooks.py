@@ -8,8 +8,10 @@ from types import SimpleNamespace
 
 import nbformat
 
+from autograder.registry import LESSONS
+
 ROOT = Path(__file__).resolve().parent.parent
-GRADED_LESSONS = ("02-attention", "03-multihead")
+GRADED_LESSONS = LESSONS  # every lesson with a specification in autograder/exercises
 
 
 def solution_notebook(lesson: str) -> Path:
