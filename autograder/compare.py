@@ -6,21 +6,12 @@ how to fix it: type -> length -> shape -> dtype -> device -> NaN/inf -> values.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import torch
 
-STAGES = ("raises", "forbidden", "type", "shape", "dtype", "device", "nan", "values")
-
-
-@dataclass(frozen=True)
-class Mismatch:
-    """Why an output is wrong: the stage that failed and a readable explanation."""
-
-    stage: str
-    message: str
+from autograder.mismatch import STAGES, Mismatch  # noqa: F401 (part of this module's interface)
 
 
 def _type_name(value: Any) -> str:
@@ -45,7 +36,8 @@ def compare(actual: Any, expected: Any, tolerance: tuple[float, float], where: s
         return _compare_dicts(actual, expected, tolerance, where)
     if isinstance(expected, float) and isinstance(actual, (int, float)) and not isinstance(actual, bool):
         return _compare_arrays(torch.tensor(float(actual)), torch.tensor(expected), tolerance, where)
-    if type(actual) is not type(expected) and not (expected is None or isinstance(actual, type(expected))):
+    either_none = actual is None or expected is None  # an Optional result: None is a wrong value, not a type
+    if type(actual) is not type(expected) and not (either_none or isinstance(actual, type(expected))):
         return Mismatch("type", f"{where} should be a {_type_name(expected)} but is a {_type_name(actual)}.")
     if actual != expected:
         return Mismatch("values", f"{where} is {actual!r} but should be {expected!r}.")
@@ -118,6 +110,11 @@ def _compare_floats(actual: torch.Tensor, expected: torch.Tensor, tolerance, whe
         return Mismatch("nan", f"{where} contains {actual[first].item()} at index {first} where "
                                f"{expected[first].item():.6g} is expected. NaN and inf come from exp() overflowing, "
                                "log(0), or 0/0 (for example a row whose every entry is masked).")
+    missed = ~torch.isfinite(expected) & (actual != expected) & ~(actual.isnan() & expected.isnan())
+    if missed.any():
+        first = _index(int(missed.flatten().nonzero()[0]), tuple(actual.shape))
+        return Mismatch("values", f"{where} differs in {int(missed.sum())} entries where {expected[first].item()} is "
+                                  f"expected; the first is at index {first}: got {actual[first].item():.6g}.")
     if torch.allclose(actual, expected, atol=atol, rtol=rtol, equal_nan=True):
         return None
     error = (actual - expected).abs().nan_to_num(0.0)

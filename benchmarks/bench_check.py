@@ -14,16 +14,15 @@ import torch
 from autograder.check import run_check
 from autograder.registry import lesson_exercises
 from benchmarks.timing import median_seconds
-from tests.notebooks import GRADED_LESSONS, solution_namespace
+from tests.notebooks import GRADED_LESSONS, solution_of
 
 
 def main() -> None:
     exercises = [ex for lesson in GRADED_LESSONS for ex in lesson_exercises(lesson)]
-    learner_solutions = solution_namespace(*GRADED_LESSONS)
     cpu = torch.device("cpu")
     timings = {}
     for exercise in exercises:
-        solution = getattr(learner_solutions, exercise.name)
+        solution = solution_of(exercise)
         timings[exercise.name] = median_seconds(lambda: run_check(solution, exercise.name), cpu, repeats=7)
         print(f"  {exercise.name:<30} {timings[exercise.name] * 1000:7.1f} ms")
     print(f"median per-exercise check time: {statistics.median(timings.values()) * 1000:.1f} ms "

@@ -1,0 +1,464 @@
+"""Lesson 05-encoder-decoder: cross-attention and an encoder layer in NumPy, the encoder and
+decoder layers as modules, and their stacks."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from functools import partial
+
+import numpy as np
+import torch
+from torch import Tensor
+
+import tfcourse.np as tnp
+from autograder.exercise import Case, CaseContext, Exercise, Mistake
+from tfcourse import encoder_decoder as ref
+from tfcourse.layers import ResidualConnection
+
+LESSON = "05-encoder-decoder"
+TORCH_TRANSFORMER = ("torch.nn.TransformerEncoderLayer", "torch.nn.TransformerDecoderLayer",
+                     "torch.nn.TransformerEncoder", "torch.nn.TransformerDecoder", "torch.nn.Transformer")
+
+
+def _padding(ctx: CaseContext, batch: int, length: int) -> Tensor:
+    """A ``(batch, 1, 1, length)`` keep-mask with about 70% True; position 0 is always visible."""
+    keep = ctx.rand_mask(batch, 1, 1, length, keep=0.7)
+    keep[..., 0] = True
+    return keep
+
+
+def _causal(ctx: CaseContext, length: int) -> Tensor:
+    return torch.ones(length, length, dtype=torch.bool, device=ctx.device).tril()
+
+
+def _arrangement(norm_first: bool) -> str:
+    return "pre-LN" if norm_first else "post-LN"
+
+
+# --- NumPy cross-attention -----------------------------------------------------------------------
+
+def numpy_cross_attention_reference(
+    x: np.ndarray, memory: np.ndarray, w_q: np.ndarray, w_k: np.ndarray, w_v: np.ndarray, w_o: np.ndarray,
+    n_heads: int, mask: np.ndarray | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Multi-head attention whose queries come from ``x`` and keys and values from ``memory``.
+
+        CrossAttention(X, M) = Concat(head_1, ..., head_h) W_O,  head_i = Attention(X W_Q^i, M W_K^i, M W_V^i)
+
+    ``x``: ``(batch, q_len, d_model)`` (the decoder), ``memory``: ``(batch, k_len, d_model)``
+    (the encoder's output), weights ``(d_model, d_model)`` applied as ``x @ w``; ``mask`` bool,
+    broadcastable to ``(batch, heads, q_len, k_len)``. Returns ``(output (batch, q_len, d_model),
+    weights (batch, heads, q_len, k_len))``.
+    """
+    q = tnp.split_heads(x @ w_q, n_heads)
+    k, v = (tnp.split_heads(memory @ w, n_heads) for w in (w_k, w_v))
+    heads, weights = tnp.scaled_dot_product_attention(q, k, v, mask)
+    return tnp.merge_heads(heads) @ w_o, weights
+
+
+def numpy_cross_attention_cases(ctx: CaseContext, hidden: bool) -> list[Case]:
+    sizes = [(1, 5, 2, 6, 3, False), (3, 1, 4, 8, 2, True)] if hidden else \
+        [(2, 4, 6, 8, 2, False), (1, 3, 5, 12, 4, False), (2, 3, 5, 8, 2, True)]
+    cases = []
+    for batch, q_len, k_len, d_model, heads, masked in sizes:
+        weights = tuple(ctx.randn(d_model, d_model, scale=d_model ** -0.5) for _ in range(4))
+        x, memory = ctx.randn(batch, q_len, d_model), ctx.randn(batch, k_len, d_model)
+        label = f"decoder {(batch, q_len, d_model)}, memory {(batch, k_len, d_model)}, {heads} heads"
+        masks = {"mask": _padding(ctx, batch, k_len).cpu().numpy()} if masked else {}
+        cases.append(Case(label + (", memory padding mask" if masked else ""), (x, memory, *weights, heads), masks))
+    return cases
+
+
+def _cross_attention_variant(keys_from_decoder: bool = False, queries_from_memory: bool = False,
+                             scale_by_d_model: bool = False, project_out: bool = True):
+    """A wrong cross-attention: K, V from the decoder, Q from the encoder, sqrt(d_model) scaling, or no W_O."""
+    def attention(x, memory, w_q, w_k, w_v, w_o, n_heads, mask=None):
+        if keys_from_decoder:
+            memory = x
+        if queries_from_memory:
+            x, memory = memory, x
+        if scale_by_d_model:  # q k^T / sqrt(d_head) * sqrt(d_head / d_model) = q k^T / sqrt(d_model)
+            w_q = w_q / math.sqrt(n_heads)
+        if not project_out:
+            w_o = np.eye(w_o.shape[0], dtype=w_o.dtype)
+        return numpy_cross_attention_reference(x, memory, w_q, w_k, w_v, w_o, n_heads, mask)
+    return attention
+
+
+NUMPY_CROSS_ATTENTION = Exercise(
+    name="numpy_cross_attention",
+    lesson=LESSON,
+    reference=numpy_cross_attention_reference,
+    make_cases=numpy_cross_attention_cases,
+    statement="Multi-head cross-attention in NumPy: queries from x (B, Lt, d), keys and values from memory "
+              "(B, Ls, d); returns (output (B, Lt, d), weights (B, heads, Lt, Ls)).",
+    points=2,
+    numpy=True,
+    mistakes=(
+        Mistake("keys and values from the decoder", _cross_attention_variant(keys_from_decoder=True),
+                "keys and values must come from `memory` (the encoder's output); only the queries come from x."),
+        Mistake("queries from the encoder", _cross_attention_variant(queries_from_memory=True),
+                "the queries come from the decoder (x @ w_q), the keys and values from the encoder "
+                "(memory @ w_k, memory @ w_v): one output row per decoder position."),
+        Mistake("scaled by sqrt(d_model)", _cross_attention_variant(scale_by_d_model=True),
+                "each head compares d_head-dimensional vectors: divide its scores by sqrt(d_head), "
+                "not sqrt(d_model)."),
+        Mistake("missing output projection", _cross_attention_variant(project_out=False),
+                "multiply the merged heads by w_o."),
+    ),
+    hints=(
+        "It is your multi-head attention with two inputs: q = x @ w_q, but k = memory @ w_k and v = memory @ w_v.",
+        "Split each into heads, (batch, len, d_model) -> (batch, heads, len, d_head); q and k may have different "
+        "lengths, which is fine for q @ k^T.",
+        "numpy_attention(q, k, v, mask) attends per head; merge the heads back to (batch, q_len, d_model) "
+        "and multiply by w_o.",
+    ),
+    difficulty=2,
+    minutes=15,
+)
+
+
+# --- NumPy encoder layer -------------------------------------------------------------------------
+
+def numpy_encoder_layer_reference(x: np.ndarray, params: dict[str, np.ndarray], n_heads: int,
+                                  mask: np.ndarray | None = None, *, norm_first: bool = False,
+                                  residual: bool = True, use_mask: bool = True) -> np.ndarray:
+    """The original (post-LN) encoder layer in NumPy, ``(batch, seq, d_model) -> (batch, seq, d_model)``:
+
+        h = LN_1(x + SelfAttention(x)),   out = LN_2(h + FFN(h)),   FFN(h) = max(0, h W_1 + b_1) W_2 + b_2
+
+    ``params`` holds ``w_q``, ``w_k``, ``w_v``, ``w_o`` ``(d_model, d_model)``, ``w1`` ``(d_model, d_ff)``,
+    ``b1``, ``w2`` ``(d_ff, d_model)``, ``b2`` and the LayerNorms' ``norm1_weight``, ``norm1_bias``,
+    ``norm2_weight``, ``norm2_bias``; weights are applied as ``x @ w``. The keyword options make the
+    known wrong versions.
+    """
+    def attend(h: np.ndarray) -> np.ndarray:
+        weights = (params["w_q"], params["w_k"], params["w_v"], params["w_o"])
+        return tnp.multi_head_attention(h, *weights, n_heads, mask if use_mask else None)[0]
+
+    def feed_forward(h: np.ndarray) -> np.ndarray:
+        return tnp.feed_forward(h, params["w1"], params["b1"], params["w2"], params["b2"])
+
+    for sublayer, norm in ((attend, "norm1"), (feed_forward, "norm2")):
+        weight, bias = params[f"{norm}_weight"], params[f"{norm}_bias"]
+        kept = x if residual else 0.0
+        if norm_first:
+            x = kept + sublayer(tnp.layer_norm(x, weight, bias))
+        else:
+            x = tnp.layer_norm(kept + sublayer(x), weight, bias)
+    return x
+
+
+def _encoder_params(ctx: CaseContext, d_model: int, d_ff: int) -> dict[str, np.ndarray]:
+    """Weights applied as ``x @ w`` (scaled so activations stay near unit size), biases, LayerNorm scales."""
+    def matrix(rows: int, cols: int) -> Tensor:
+        return ctx.randn(rows, cols, scale=rows ** -0.5)
+
+    params = {name: matrix(d_model, d_model) for name in ("w_q", "w_k", "w_v", "w_o")}
+    params.update(w1=matrix(d_model, d_ff), b1=ctx.randn(d_ff, scale=0.1),
+                  w2=matrix(d_ff, d_model), b2=ctx.randn(d_model, scale=0.1))
+    for norm in ("norm1", "norm2"):
+        params[f"{norm}_weight"] = 1.0 + ctx.randn(d_model, scale=0.2)
+        params[f"{norm}_bias"] = ctx.randn(d_model, scale=0.2)
+    return {name: value.cpu().numpy() for name, value in params.items()}
+
+
+def numpy_encoder_layer_cases(ctx: CaseContext, hidden: bool) -> list[Case]:
+    sizes = [(1, 6, 6, 12, 3, True)] if hidden else [(2, 4, 8, 16, 2, False), (1, 5, 12, 24, 4, False),
+                                                     (2, 5, 8, 16, 2, True)]
+    cases = []
+    for batch, seq, d_model, d_ff, heads, masked in sizes:
+        label = f"x {(batch, seq, d_model)}, d_ff {d_ff}, {heads} heads" + (", padding mask" if masked else "")
+        masks = {"mask": _padding(ctx, batch, seq).cpu().numpy()} if masked else {}
+        cases.append(Case(label, (ctx.randn(batch, seq, d_model), _encoder_params(ctx, d_model, d_ff), heads), masks))
+    return cases
+
+
+NUMPY_ENCODER_LAYER = Exercise(
+    name="numpy_encoder_layer",
+    lesson=LESSON,
+    reference=numpy_encoder_layer_reference,
+    make_cases=numpy_encoder_layer_cases,
+    statement="The original (post-LN) encoder layer in NumPy: h = LN1(x + SelfAttn(x)), "
+              "out = LN2(h + FFN(h)), with the weights in a dict.",
+    points=3,
+    numpy=True,
+    mistakes=(
+        Mistake("pre-LN instead of post-LN", partial(numpy_encoder_layer_reference, norm_first=True),
+                "this layer normalises each sublayer's input (pre-LN). The original encoder normalises "
+                "after adding: LN(x + sublayer(x))."),
+        Mistake("no residual connections", partial(numpy_encoder_layer_reference, residual=False),
+                "each sublayer's output is added to its input before the norm: LN(x + sublayer(x))."),
+        Mistake("mask ignored", partial(numpy_encoder_layer_reference, use_mask=False),
+                "pass `mask` to the self-attention, so no position attends to padding."),
+    ),
+    hints=(
+        "Two sublayers, each in the same wrapper: x = layer_norm(x + sublayer(x)). Self-attention first, "
+        "then the feed-forward network.",
+        "Self-attention is cross-attention of x with itself: numpy_cross_attention(x, x, ..., mask)[0].",
+        "layer_norm: (h - h.mean(-1, keepdims=True)) / np.sqrt(h.var(-1, keepdims=True) + 1e-5) * weight + bias; "
+        "FFN: np.maximum(h @ w1 + b1, 0) @ w2 + b2.",
+    ),
+    difficulty=3,
+    minutes=25,
+)
+
+
+# --- EncoderLayer / DecoderLayer -----------------------------------------------------------------
+
+def _sizes(hidden: bool) -> list[tuple[int, int, int, int]]:
+    """``(batch, d_model, n_heads, d_ff)``: the hidden set differs from the visible one."""
+    return [(3, 12, 3, 24), (1, 8, 1, 8)] if hidden else [(2, 16, 4, 32), (1, 8, 2, 16)]
+
+
+def encoder_layer_cases(ctx: CaseContext, hidden: bool) -> list[Case]:
+    cases = []
+    for (batch, d_model, heads, d_ff), seq, norm_first in zip(_sizes(hidden), (5, 3), (False, True)):
+        label = f"{_arrangement(norm_first)}, x {(batch, seq, d_model)}, {heads} heads, d_ff {d_ff}"
+        cases.append(Case(label, (ctx.randn(batch, seq, d_model),), init=(d_model, heads, d_ff, 0.0, norm_first)))
+    for norm_first in (False, True):
+        cases.append(Case(f"{_arrangement(norm_first)}, padding mask", (ctx.randn(2, 6, 16),),
+                          {"mask": _padding(ctx, 2, 6)}, init=(16, 4, 32, 0.0, norm_first)))
+    return cases
+
+
+def _residual(connection: ResidualConnection, x: Tensor, sublayer: Callable[[Tensor], Tensor],
+              skip: bool = True, swap: bool = False) -> Tensor:
+    """``connection(x, sublayer)``, optionally without the skip path or with pre- and post-LN swapped."""
+    kept = x if skip else torch.zeros_like(x)
+    if connection.norm_first != swap:
+        return kept + sublayer(connection.norm(x))
+    return connection.norm(kept + sublayer(x))
+
+
+def _run_sublayers(x: Tensor, steps: list[tuple[ResidualConnection, Callable]], skip: bool, swap: bool) -> Tensor:
+    for connection, sublayer in steps:
+        x = _residual(connection, x, sublayer, skip, swap)
+    return x
+
+
+def _encoder_layer_variant(use_mask: bool = True, skip: bool = True, swap: bool = False, ff_first: bool = False):
+    """A wrong ``EncoderLayer.forward``, called with the reference layer as first argument."""
+    def forward(layer, x, mask=None):
+        def attend(h):
+            return layer.self_attn(h, h, h, mask if use_mask else None)[0]
+
+        steps = [(layer.self_attn_residual, attend), (layer.ff_residual, layer.ff)]
+        return _run_sublayers(x, steps[::-1] if ff_first else steps, skip, swap)
+    return forward
+
+
+ENCODER_LAYER = Exercise(
+    name="EncoderLayer",
+    lesson=LESSON,
+    reference=ref.EncoderLayer,
+    kind="module",
+    make_cases=encoder_layer_cases,
+    statement="nn.Module EncoderLayer(d_model, n_heads, d_ff, dropout=0.0, norm_first=False) with members self_attn, "
+              "ff, self_attn_residual, ff_residual; forward(x (B, L, d), mask=None) -> (B, L, d).",
+    points=3,
+    forbidden=TORCH_TRANSFORMER,
+    mistakes=(
+        Mistake("mask ignored", _encoder_layer_variant(use_mask=False),
+                "pass `mask` on to the self-attention, so that no position attends to padding."),
+        Mistake("no residual connections", _encoder_layer_variant(skip=False),
+                "wrap each sublayer in its ResidualConnection, which adds the sublayer's input back: "
+                "self.self_attn_residual(x, sublayer)."),
+        Mistake("pre-LN and post-LN swapped", _encoder_layer_variant(swap=True),
+                "norm_first=False is the original post-LN layer, norm(x + sublayer(x)); norm_first=True is "
+                "pre-LN, x + sublayer(norm(x)). Pass norm_first to the ResidualConnections unchanged."),
+        Mistake("feed-forward before self-attention", _encoder_layer_variant(ff_first=True),
+                "self-attention comes first (it mixes positions), then the position-wise feed-forward network."),
+    ),
+    hints=(
+        "In __init__: self.self_attn = MultiHeadAttention(d_model, n_heads, dropout), self.ff = "
+        "FeedForward(d_model, d_ff, dropout=dropout), and one ResidualConnection(d_model, dropout, norm_first) "
+        "per sublayer.",
+        "A ResidualConnection takes the sublayer as a function of one tensor. Self-attention needs three "
+        "arguments and returns (output, weights): wrap it, lambda h: self.self_attn(h, h, h, mask)[0].",
+        "forward: x = self.self_attn_residual(x, ...); then return self.ff_residual(x, self.ff).",
+    ),
+    difficulty=2,
+    minutes=20,
+)
+
+
+def decoder_layer_cases(ctx: CaseContext, hidden: bool) -> list[Case]:
+    cases = []
+    for (batch, d_model, heads, d_ff), (tgt_len, src_len), norm_first in zip(_sizes(hidden), ((4, 6), (3, 2)),
+                                                                             (False, True)):
+        label = (f"{_arrangement(norm_first)}, x {(batch, tgt_len, d_model)}, memory {(batch, src_len, d_model)}, "
+                 f"{heads} heads")
+        cases.append(Case(label, (ctx.randn(batch, tgt_len, d_model), ctx.randn(batch, src_len, d_model)),
+                          init=(d_model, heads, d_ff, 0.0, norm_first)))
+
+    def masked(label: str, norm_first: bool, tgt: bool, memory: bool) -> Case:
+        masks = {"tgt_mask": _causal(ctx, 5)} if tgt else {}
+        if memory:
+            masks["memory_mask"] = _padding(ctx, 2, 7)
+        return Case(f"{_arrangement(norm_first)}, {label}", (ctx.randn(2, 5, 16), ctx.randn(2, 7, 16)), masks,
+                    init=(16, 4, 32, 0.0, norm_first))
+
+    return cases + [masked("causal tgt_mask", False, tgt=True, memory=False),
+                    masked("memory padding mask", True, tgt=False, memory=True),
+                    masked("causal tgt_mask and memory padding mask", True, tgt=True, memory=True)]
+
+
+def _decoder_layer_variant(use_tgt_mask: bool = True, use_memory_mask: bool = True, cross_reads_memory: bool = True,
+                           cross_first: bool = False):
+    """A wrong ``DecoderLayer.forward``, called with the reference layer as first argument."""
+    def forward(layer, x, memory, tgt_mask=None, memory_mask=None):
+        def self_attend(h):
+            return layer.self_attn(h, h, h, tgt_mask if use_tgt_mask else None)[0]
+
+        def cross_attend(h):
+            if not cross_reads_memory:
+                return layer.cross_attn(h, h, h)[0]
+            return layer.cross_attn(h, memory, memory, memory_mask if use_memory_mask else None)[0]
+
+        steps = [(layer.self_attn_residual, self_attend), (layer.cross_attn_residual, cross_attend),
+                 (layer.ff_residual, layer.ff)]
+        if cross_first:
+            steps[0], steps[1] = steps[1], steps[0]
+        return _run_sublayers(x, steps, skip=True, swap=False)
+    return forward
+
+
+DECODER_LAYER = Exercise(
+    name="DecoderLayer",
+    lesson=LESSON,
+    reference=ref.DecoderLayer,
+    kind="module",
+    make_cases=decoder_layer_cases,
+    statement="nn.Module DecoderLayer(d_model, n_heads, d_ff, dropout=0.0, norm_first=False) with members self_attn, "
+              "cross_attn, ff and their residuals; forward(x (B, Lt, d), memory (B, Ls, d), tgt_mask=None, "
+              "memory_mask=None) -> (B, Lt, d).",
+    points=3,
+    forbidden=TORCH_TRANSFORMER,
+    mistakes=(
+        Mistake("tgt_mask ignored", _decoder_layer_variant(use_tgt_mask=False),
+                "the masked self-attention must use tgt_mask, or each position sees the tokens after it."),
+        Mistake("memory_mask ignored", _decoder_layer_variant(use_memory_mask=False),
+                "the cross-attention must use memory_mask, so that no position attends to source padding."),
+        Mistake("cross-attention reads the decoder", _decoder_layer_variant(cross_reads_memory=False),
+                "in cross-attention the queries come from the decoder but the keys and values from `memory`: "
+                "self.cross_attn(h, memory, memory, memory_mask)."),
+        Mistake("cross-attention before self-attention", _decoder_layer_variant(cross_first=True),
+                "the order is masked self-attention, then cross-attention, then the feed-forward network."),
+    ),
+    hints=(
+        "Like EncoderLayer, with a second MultiHeadAttention, self.cross_attn, and a third ResidualConnection, "
+        "self.cross_attn_residual, between self-attention and feed-forward.",
+        "Self-attention: lambda h: self.self_attn(h, h, h, tgt_mask)[0]. Cross-attention: "
+        "lambda h: self.cross_attn(h, memory, memory, memory_mask)[0].",
+        "The residual normalises h, the decoder's stream; `memory` goes into the cross-attention as it is.",
+    ),
+    difficulty=2,
+    minutes=25,
+)
+
+
+# --- Encoder / Decoder stacks ----------------------------------------------------------------------
+
+def _stack_settings(hidden: bool) -> list[tuple[int, bool, bool]]:
+    """``(n_layers, norm_first, masked)`` of each stack case."""
+    return [(3, True, True), (1, False, False)] if hidden else [(2, False, True), (3, True, False), (2, True, True)]
+
+
+def encoder_cases(ctx: CaseContext, hidden: bool) -> list[Case]:
+    cases = []
+    for n_layers, norm_first, mask in _stack_settings(hidden):
+        masks = {"mask": _padding(ctx, 2, 5)} if mask else {}
+        label = f"{n_layers} {_arrangement(norm_first)} layers" + (", padding mask" if mask else "")
+        cases.append(Case(label, (ctx.randn(2, 5, 16),), masks, init=(n_layers, 16, 4, 32, 0.0, norm_first)))
+    return cases
+
+
+def decoder_cases(ctx: CaseContext, hidden: bool) -> list[Case]:
+    cases = []
+    for n_layers, norm_first, mask in _stack_settings(hidden):
+        masks = {"tgt_mask": _causal(ctx, 4), "memory_mask": _padding(ctx, 2, 6)} if mask else {}
+        label = f"{n_layers} {_arrangement(norm_first)} layers" + (", causal and memory masks" if mask else "")
+        cases.append(Case(label, (ctx.randn(2, 4, 16), ctx.randn(2, 6, 16)), masks,
+                          init=(n_layers, 16, 4, 32, 0.0, norm_first)))
+    return cases
+
+
+def _stack_variant(final_norm: bool = True, pass_masks: bool = True, chain: bool = True, repeat_last: bool = False):
+    """A wrong ``Encoder.forward`` / ``Decoder.forward``, called with the reference stack as first argument.
+
+    ``repeat_last`` is what ``nn.ModuleList([layer] * n_layers)`` computes: one layer object n times,
+    holding the weights loaded last.
+    """
+    def forward(stack, x, *memory, **masks):
+        layers = [stack.layers[-1]] * len(stack.layers) if repeat_last else list(stack.layers)
+        out = x
+        for layer in layers:
+            out = layer(out if chain else x, *memory, **(masks if pass_masks else {}))
+        return stack.norm(out) if final_norm else out
+    return forward
+
+
+_REPEATED_LAYER = ("the stack holds one layer object n_layers times ([layer] * n_layers), so all layers share "
+                   "weights. Build a new layer for each position: nn.ModuleList(Layer(...) for _ in range(n_layers)).")
+_UNCHAINED = "each layer must read the previous layer's output: x = layer(x, ...) inside the loop."
+_NO_FINAL_NORM = ("a pre-LN stack leaves its last residual stream unnormalised: end with self.norm "
+                  "(a LayerNorm when norm_first, nn.Identity() otherwise).")
+
+ENCODER = Exercise(
+    name="Encoder",
+    lesson=LESSON,
+    reference=ref.Encoder,
+    kind="module",
+    make_cases=encoder_cases,
+    statement="Encoder(n_layers, d_model, n_heads, d_ff, dropout=0.0, norm_first=False): members layers "
+              "(nn.ModuleList of EncoderLayer) and norm (LayerNorm if norm_first else nn.Identity); "
+              "forward(x, mask=None).",
+    points=2,
+    forbidden=TORCH_TRANSFORMER,
+    mistakes=(
+        Mistake("no final norm in a pre-LN stack", _stack_variant(final_norm=False), _NO_FINAL_NORM),
+        Mistake("mask not passed to the layers", _stack_variant(pass_masks=False),
+                "give every layer the mask: layer(x, mask)."),
+        Mistake("one layer repeated", _stack_variant(repeat_last=True), _REPEATED_LAYER),
+        Mistake("every layer reads the stack's input", _stack_variant(chain=False), _UNCHAINED),
+    ),
+    hints=(
+        "self.layers = nn.ModuleList(EncoderLayer(d_model, n_heads, d_ff, dropout, norm_first) "
+        "for _ in range(n_layers)).",
+        "self.norm = LayerNorm(d_model) if norm_first else nn.Identity(): pre-LN layers leave the stream "
+        "unnormalised, so the stack normalises once at the end.",
+        "forward: for layer in self.layers: x = layer(x, mask); then return self.norm(x).",
+    ),
+    difficulty=1,
+    minutes=10,
+)
+
+DECODER = Exercise(
+    name="Decoder",
+    lesson=LESSON,
+    reference=ref.Decoder,
+    kind="module",
+    make_cases=decoder_cases,
+    statement="Decoder(n_layers, d_model, n_heads, d_ff, dropout=0.0, norm_first=False): members layers "
+              "(nn.ModuleList of DecoderLayer) and norm; forward(x, memory, tgt_mask=None, memory_mask=None).",
+    points=2,
+    forbidden=TORCH_TRANSFORMER,
+    mistakes=(
+        Mistake("no final norm in a pre-LN stack", _stack_variant(final_norm=False), _NO_FINAL_NORM),
+        Mistake("masks not passed to the layers", _stack_variant(pass_masks=False),
+                "give every layer both masks: layer(x, memory, tgt_mask, memory_mask)."),
+        Mistake("one layer repeated", _stack_variant(repeat_last=True), _REPEATED_LAYER),
+        Mistake("every layer reads the stack's input", _stack_variant(chain=False), _UNCHAINED),
+    ),
+    hints=(
+        "The same shape as Encoder, with DecoderLayer: nn.ModuleList(DecoderLayer(...) for _ in range(n_layers)).",
+        "Every layer reads the same `memory`, the encoder's final output; only x changes from layer to layer.",
+        "forward: for layer in self.layers: x = layer(x, memory, tgt_mask, memory_mask); return self.norm(x).",
+    ),
+    difficulty=1,
+    minutes=10,
+)
+
+EXERCISES = (NUMPY_CROSS_ATTENTION, NUMPY_ENCODER_LAYER, ENCODER_LAYER, DECODER_LAYER, ENCODER, DECODER)
