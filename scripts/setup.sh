@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Install tfcourse (editable) into the active Python environment.
 #   bash scripts/setup.sh           the package and its command
-#   bash scripts/setup.sh dev       plus what the tests need (EXTRAS may list several: "dev,book")
+#   bash scripts/setup.sh dev       plus what the tests need (EXTRAS may list several: "grading,book")
+# With "dev", Debian's chromium is installed for the book's browser test when it is missing
+# and this runs as root with apt-get; elsewhere that test is skipped and says why.
 # PyTorch is installed only when missing, pinned to the release the course is tested with;
 # any torch >= 2.5 that is already installed is kept.
 set -euo pipefail
@@ -12,4 +14,12 @@ if ! python -c "import torch" 2>/dev/null; then
     python -m pip install --quiet torch==2.13.0
 fi
 python -m pip install --quiet -e ".${extras:+[$extras]}"
+if [[ ",$extras," == *,dev,* ]] && ! command -v chromium >/dev/null && ! command -v chromium-browser >/dev/null; then
+    if [[ $(id -u) -eq 0 ]] && command -v apt-get >/dev/null; then
+        (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) \
+            || echo "warning: apt-get could not install chromium; the browser test will be skipped" >&2
+    else
+        echo "note: the book's browser test needs Chromium (Debian: sudo apt-get install chromium)" >&2
+    fi
+fi
 python -c "import torch, tfcourse; print(f'tfcourse ready (torch {torch.__version__})')"
