@@ -1,0 +1,604 @@
+"""Lesson 06-transformer: the training loss and schedule, decoding strategies, and a GPT with a KV cache."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from autograder.casedata import BigramLogits
+from autograder.exercise import Case, CaseContext, Exercise, Mistake
+from tfcourse import generation, training
+from tfcourse.attention import scaled_dot_product_attention, softmax
+from tfcourse.layers import gelu, layer_norm
+from tfcourse.masks import causal_mask
+from tfcourse.model import GPT, GPTConfig
+from tfcourse.multihead import merge_heads, split_heads
+
+LESSON = "06-transformer"
+INF = float("inf")
+CROSS_ENTROPY_APIS = ("torch.nn.functional.cross_entropy", "torch.nn.functional.nll_loss",
+                      "torch.nn.functional.log_softmax", "torch.log_softmax", "torch.Tensor.log_softmax")
+
+
+def _fresh_generator(ctx: CaseContext) -> torch.Generator:
+    """A generator on the case's device, seeded from the case context (so hidden seeds change it too)."""
+    return torch.Generator(ctx.device).manual_seed(int(ctx.randint(0, 2**31 - 1, 1).item()))
+
+
+# --- label_smoothing_loss -----------------------------------------------------------------------
+
+def label_smoothing_cases(ctx: CaseContext, hidden: bool) -> list[Case]:
+    def targets(*shape: int, vocab: int, ignored: float = 0.0, ignore_index: int = -100) -> Tensor:
+        return ctx.randint(0, vocab, *shape).masked_fill(~ctx.rand_mask(*shape, keep=1.0 - ignored), ignore_index)
+
+    sizes = [((1, 3), 0.1), ((3, 5, 11), 0.25)] if hidden else [((6, 5), 0.1), ((2, 4, 9), 0.2), ((7, 4), 0.0)]
+    cases = [Case(f"logits {shape}, smoothing {eps}", (ctx.randn(*shape), targets(*shape[:-1], vocab=shape[-1])),
+                  {"smoothing": eps}) for shape, eps in sizes]
+    padded = targets(3, 6, vocab=8, ignored=0.4)
+    pad_zero = targets(4, 5, vocab=6, ignored=0.3, ignore_index=0)
+    return cases + [
+        Case("ignored positions (-100)", (ctx.randn(3, 6, 8), padded), {"smoothing": 0.1}),
+        Case("ignore_index=0 (padding id)", (ctx.randn(4, 5, 6), pad_zero), {"smoothing": 0.3, "ignore_index": 0}),
+        Case("large logits", (ctx.randn(5, 7, scale=200.0), targets(5, vocab=7)), {"smoothing": 0.1}),
+        Case("every position ignored", (ctx.randn(2, 3, 4), torch.full((2, 3), -100, device=ctx.device)),
+             {"smoothing": 0.1}),
+    ]
+
+
+def _smoothing_over_other_classes(logits, target, smoothing=0.1, ignore_index=-100):
+    """eps / (V - 1) on every wrong class and 1 - eps on the true one, instead of eps / V on every class."""
+    vocab = logits.size(-1)
+    return training.label_smoothing_loss(logits, target, smoothing * vocab / (vocab - 1), ignore_index)
+
+
+def _rescaled_loss(scale_of):
+    """The reference loss times ``scale_of(target, ignore_index)``: a wrong normalisation."""
+    def loss(logits, target, smoothing=0.1, ignore_index=-100):
+        return training.label_smoothing_loss(logits, target, smoothing, ignore_index) * scale_of(target, ignore_index)
+    return loss
+
+
+LABEL_SMOOTHING_LOSS = Exercise(
+    name="label_smoothing_loss",
+    lesson=LESSON,
+    reference=training.label_smoothing_loss,
+    make_cases=label_smoothing_cases,
+    statement="Mean over the positions whose target is not ignore_index of -sum_v q(v) log softmax(logits)_v, "
+              "q = (1 - eps) one_hot(y) + eps / V; equals F.cross_entropy(..., label_smoothing=eps); 0 when "
+              "every position is ignored. (..., V), (...) -> scalar.",
+    points=2,
+    forbidden=CROSS_ENTROPY_APIS,
+    mistakes=(
+        Mistake("smoothing ignored", lambda logits, target, smoothing=0.1, ignore_index=-100:
+                training.label_smoothing_loss(logits, target, 0.0, ignore_index),
+                "this is the plain cross-entropy: mix in eps times the mean of -log p over all V classes."),
+        Mistake("smoothing spread over the other V - 1 classes", _smoothing_over_other_classes,
+                "the smoothed target gives eps / V to every class, the true one included, and 1 - eps + eps / V to "
+                "the true class: loss = (1 - eps) * nll + eps * mean_v(-log p_v)."),
+        Mistake("ignored positions counted in the mean",
+                _rescaled_loss(lambda t, ignore: (t != ignore).sum() / t.numel()),
+                "divide by the number of positions that are not ignored, not by all positions."),
+        Mistake("summed, not averaged", _rescaled_loss(lambda t, ignore: (t != ignore).sum()),
+                "the loss is the mean over the kept positions; divide the sum by their number."),
+    ),
+    hints=(
+        "Flatten: logits.reshape(-1, V) and target.reshape(-1). Then log p = logits - logits.logsumexp(-1, "
+        "keepdim=True), a stable log-softmax.",
+        "Per position: nll = -log p[y] (use .gather(-1, y[:, None]); replace ignored targets by 0 first so the "
+        "index is valid) and uniform = -log p.mean(-1); loss_i = (1 - eps) * nll + eps * uniform.",
+        "keep = target != ignore_index; return (loss_i * keep).sum() / keep.sum().clamp(min=1).",
+    ),
+    difficulty=2,
+    minutes=15,
+)
+
+
+# --- noam_lr ------------------------------------------------------------------------------------
+
+def noam_cases(ctx: CaseContext, hidden: bool) -> list[Case]:
+    if hidden:
+        d_model, warmup = int(ctx.randint(16, 1025, 1).item()), int(ctx.randint(10, 5000, 1).item())
+        steps = [0, 1, int(ctx.randint(2, warmup, 1).item()), warmup, int(ctx.randint(warmup + 1, 10 * warmup, 1).item())]
+    else:
+        d_model, warmup = 512, 4000
+        steps = [0, 1, 100, 3999, 4000, 4001, 100_000]
+    return [Case(f"step {step}, d_model {d_model}, warmup {warmup}", (step, d_model, warmup)) for step in steps] + [
+        Case("step 5, d_model 64, warmup 10", (5, 64, 10))]
+
+
+def _noam_formula(warmup_power: float = -1.5, pick=min):
+    def noam(step, d_model, warmup):
+        step = max(step, 1)
+        return d_model**-0.5 * pick(step**-0.5, step * warmup**warmup_power)
+    return noam
+
+
+NOAM_LR = Exercise(
+    name="noam_lr",
+    lesson=LESSON,
+    reference=training.noam_lr,
+    make_cases=noam_cases,
+    statement="lr = d_model^-0.5 * min(step^-0.5, step * warmup^-1.5), a Python float; step 0 counts as step 1.",
+    points=1,
+    dtypes=(torch.float64,),
+    mistakes=(
+        Mistake("warm-up term with warmup^-0.5", _noam_formula(warmup_power=-0.5),
+                "during warm-up the rate is step * warmup^-1.5 (so both terms meet at step = warmup)."),
+        Mistake("max instead of min", _noam_formula(pick=max),
+                "take the smaller of the two terms: the linear warm-up first, then the step^-0.5 decay."),
+        Mistake("no d_model^-0.5 factor", lambda step, d_model, warmup: training.noam_lr(step, 1, warmup),
+                "multiply by d_model^-0.5: wider models get smaller learning rates."),
+        Mistake("step 0 gives 0", lambda step, d_model, warmup: 0.0 if step == 0 else
+                training.noam_lr(step, d_model, warmup),
+                "step 0 counts as step 1 (0^-0.5 is undefined): use max(step, 1)."),
+    ),
+    hints=(
+        "Transcribe the formula with Python's ** operator: x ** -0.5 is 1 / sqrt(x).",
+        "Both terms are equal at step = warmup: before it the linear one (step * warmup ** -1.5) is smaller.",
+        "Start with step = max(step, 1), since 0 ** -0.5 raises ZeroDivisionError.",
+    ),
+    difficulty=1,
+    minutes=5,
+)
+
+
+# --- top_k_filter / numpy_top_k_filter ------------------------------------------------------------
+
+def top_k_cases(ctx: CaseContext, hidden: bool) -> list[Case]:
+    sizes = [((4, 17), 5), ((1, 2, 3, 12), 2)] if hidden else [((2, 10), 3), ((2, 3, 8), 1), ((3, 5), 4)]
+    cases = [Case(f"logits {shape}, k={k}", (ctx.randn(*shape), k)) for shape, k in sizes]
+    ties = torch.tensor([[3, 1, 2, 2, 0, 2, 1, 0]], dtype=ctx.dtype, device=ctx.device)
+    ties = torch.cat([ties, ctx.randint(0, 4, 2, 8).to(ctx.dtype)])
+    masked = ctx.randn(2, 6)
+    masked[:, ::2] = -INF
+    return cases + [
+        Case("ties with the k-th largest", (ties, 2)),
+        Case("k equal to the vocabulary", (ctx.randn(2, 6), 6)),
+        Case("k larger than the vocabulary", (ctx.randn(3, 5), 9)),
+        Case("-inf logits, k=2", (masked, 2)),
+    ]
+
+
+def _keep_k_smallest(logits, k):
+    keep = generation.top_k_filter(-logits, k) == -logits
+    return logits.masked_fill(~keep, -INF)
+
+
+def _removed_to_zero(reference):
+    """``reference``'s filter (PyTorch or NumPy), but removed logits become 0 instead of -inf."""
+    def filtered(logits, *args):
+        library = torch if isinstance(logits, Tensor) else np
+        return library.where(reference(logits, *args) != logits, 0.0, logits)
+    return filtered
+
+
+def _exactly_k(logits, k):
+    top = logits.topk(min(k, logits.size(-1)), dim=-1)
+    return torch.full_like(logits, -INF).scatter(-1, top.indices, top.values)
+
+
+def _kth_removed(logits, k):
+    if k >= logits.size(-1):
+        return logits
+    return logits.masked_fill(logits <= logits.topk(k, dim=-1).values[..., -1:], -INF)
+
+
+TOP_K_FILTER = Exercise(
+    name="top_k_filter",
+    lesson=LESSON,
+    reference=generation.top_k_filter,
+    make_cases=top_k_cases,
+    statement="Keep the k largest logits of each row (ties with the k-th kept), the rest -inf; k >= vocab keeps "
+              "all. (..., vocab) -> (..., vocab).",
+    points=1,
+    mistakes=(
+        Mistake("removed logits set to 0", _removed_to_zero(generation.top_k_filter),
+                "a logit of 0 is still a likely token; removed logits must become -inf (probability 0)."),
+        Mistake("keeps the k smallest", _keep_k_smallest,
+                "keep the largest logits: compare with the k-th largest, torch.topk(logits, k).values[..., -1:]."),
+        Mistake("ties with the k-th dropped", _exactly_k,
+                "a logit equal to the k-th largest stays too: remove only logits strictly below the threshold."),
+        Mistake("the k-th largest removed too", _kth_removed,
+                "only k - 1 logits survive: remove logits < threshold, not <= threshold."),
+    ),
+    hints=(
+        "The k-th largest value of each row is torch.topk(logits, k, dim=-1).values[..., -1:] (keepdim shape).",
+        "logits.masked_fill(logits < threshold, float('-inf')) removes the rest and keeps ties.",
+        "When k >= logits.size(-1) there is nothing to remove: return the logits unchanged (topk would fail).",
+    ),
+    difficulty=1,
+    minutes=10,
+)
+
+
+def _numpy_top_k_reference(logits: np.ndarray, k: int) -> np.ndarray:
+    return generation.top_k_filter(torch.from_numpy(logits), k).numpy()
+
+
+def _numpy_exactly_k(logits, k):
+    best = np.argsort(-logits, axis=-1, kind="stable")[..., :k]
+    out = np.full_like(logits, -np.inf)
+    np.put_along_axis(out, best, np.take_along_axis(logits, best, axis=-1), axis=-1)
+    return out
+
+
+NUMPY_TOP_K_FILTER = Exercise(
+    name="numpy_top_k_filter",
+    lesson=LESSON,
+    reference=_numpy_top_k_reference,
+    make_cases=top_k_cases,
+    statement="top_k_filter with NumPy arrays: keep the k largest of each row (ties kept), the rest -np.inf.",
+    points=1,
+    numpy=True,
+    forbidden=("torch.topk",),
+    mistakes=(
+        Mistake("removed logits set to 0", _removed_to_zero(_numpy_top_k_reference),
+                "removed logits must become -np.inf, not 0."),
+        Mistake("ties with the k-th dropped", _numpy_exactly_k,
+                "keeping exactly k indices drops logits tied with the k-th largest: compare values with the "
+                "threshold instead."),
+    ),
+    hints=(
+        "np.sort(logits, axis=-1)[..., -k:][..., :1] is the k-th largest value of each row.",
+        "np.where(logits < threshold, -np.inf, logits) keeps ties; the result keeps the input's dtype.",
+        "Return a copy of the logits when k >= logits.shape[-1].",
+    ),
+    difficulty=1,
+    minutes=10,
+)
+
+
+# --- top_p_filter -------------------------------------------------------------------------------
+
+def top_p_cases(ctx: CaseContext, hidden: bool) -> list[Case]:
+    sizes = [((5, 13), 0.75), ((1, 2, 20), 0.95)] if hidden else [((2, 10), 0.9), ((2, 3, 8), 0.5), ((4, 6), 1.0)]
+    cases = [Case(f"logits {shape}, p={p}", (ctx.randn(*shape, scale=2.0), p)) for shape, p in sizes]
+    dominant = ctx.randn(3, 7)
+    dominant[:, 2] += 10.0
+    after_top_k = generation.top_k_filter(ctx.randn(3, 9), 5)
+    return cases + [
+        Case("one token holds more than p", (dominant, 0.8)),
+        Case("tiny p keeps only the top token", (ctx.randn(2, 8), 1e-3)),
+        Case("-inf logits (after top-k)", (after_top_k, 0.7)),
+    ]
+
+
+def _top_p_variant(crossing_removed: bool = False, sort: bool = True, scatter: bool = True):
+    """A wrong nucleus filter: removes the token that reaches p, skips the sort, or forgets to unsort."""
+    def top_p(logits, p):
+        sorted_logits, order = torch.sort(logits, dim=-1, descending=True) if sort else (logits, None)
+        probs = softmax(sorted_logits, dim=-1)
+        cumulative = probs.cumsum(-1)
+        remove = cumulative > p if crossing_removed else cumulative - probs >= p
+        if sort and scatter:
+            remove = torch.zeros_like(remove).scatter(-1, order, remove)
+        return logits.masked_fill(remove, -INF)
+    return top_p
+
+
+TOP_P_FILTER = Exercise(
+    name="top_p_filter",
+    lesson=LESSON,
+    reference=generation.top_p_filter,
+    make_cases=top_p_cases,
+    statement="Nucleus filter: sort by probability; a token is removed (-inf) when the tokens more likely than it "
+              "already hold probability >= p; the most likely token always stays. (..., vocab) -> (..., vocab).",
+    points=2,
+    mistakes=(
+        Mistake("the token that reaches p removed", _top_p_variant(crossing_removed=True),
+                "compare the probability mass *before* each token (cumsum - probs) with p: the token that "
+                "reaches p belongs to the nucleus, and so the most likely token always stays."),
+        Mistake("cumulative sum in vocabulary order", _top_p_variant(sort=False),
+                "sort the logits in descending order before the cumulative sum: the nucleus is the most likely "
+                "tokens, not the first ones in the vocabulary."),
+        Mistake("mask left in sorted order", _top_p_variant(scatter=False),
+                "the removal mask is in sorted order; put it back in vocabulary order with "
+                "torch.zeros_like(remove).scatter(-1, order, remove) before masking the logits."),
+        Mistake("removed logits set to 0", _removed_to_zero(generation.top_p_filter),
+                "removed logits must become -inf, not 0."),
+    ),
+    hints=(
+        "sorted_logits, order = torch.sort(logits, dim=-1, descending=True); probs = softmax of the sorted logits.",
+        "Mass before each token: probs.cumsum(-1) - probs. Remove the sorted token when it is >= p.",
+        "Scatter the sorted mask back: torch.zeros_like(remove).scatter(-1, order, remove); then "
+        "logits.masked_fill(remove, float('-inf')).",
+    ),
+    difficulty=2,
+    minutes=15,
+)
+
+
+# --- sample_next --------------------------------------------------------------------------------
+
+def sample_cases(ctx: CaseContext, hidden: bool) -> list[Case]:
+    batch, vocab = (96, 11) if hidden else (64, 8)
+    settings = [
+        ("temperature 1", {}),
+        ("temperature 0.5", {"temperature": 0.5}),
+        ("temperature 2, top_k 3", {"temperature": 2.0, "top_k": 3}),
+        ("temperature 1.5, top_p 0.7", {"temperature": 1.5, "top_p": 0.7}),
+        ("top_k 3 and top_p 0.6", {"top_k": 3, "top_p": 0.6}),
+        ("temperature 0 is greedy", {"temperature": 0.0}),
+    ]
+    return [Case(label, (ctx.randn(batch, vocab, scale=1.5),), {**options, "generator": _fresh_generator(ctx)})
+            for label, options in settings]
+
+
+def _sampler(order: tuple[str, ...] = ("temperature", "top_k", "top_p"), multiply: bool = False,
+             greedy: bool = False):
+    """A sampler that applies temperature and filters in ``order``; wrong orders and temperatures are mistakes."""
+    def sample_next(logits, temperature=1.0, top_k=None, top_p=None, generator=None):
+        if greedy or temperature == 0:
+            return logits.argmax(dim=-1)
+        steps = {
+            "temperature": lambda x: x * temperature if multiply else x / temperature,
+            "top_k": lambda x: x if top_k is None else generation.top_k_filter(x, top_k),
+            "top_p": lambda x: x if top_p is None else generation.top_p_filter(x, top_p),
+        }
+        for name in order:
+            logits = steps[name](logits)
+        return torch.multinomial(softmax(logits, dim=-1), 1, generator=generator).squeeze(-1)
+    return sample_next
+
+
+SAMPLE_NEXT = Exercise(
+    name="sample_next",
+    lesson=LESSON,
+    reference=generation.sample_next,
+    make_cases=sample_cases,
+    statement="One token per row from softmax(filtered logits / T): temperature, then top-k, then top-p, then "
+              "torch.multinomial(probs, 1, generator=generator); T = 0 is the arg-max. (batch, vocab) -> (batch,).",
+    points=2,
+    mistakes=(
+        Mistake("always the arg-max", _sampler(greedy=True),
+                "this is greedy decoding; draw from the distribution with torch.multinomial(probs, 1, "
+                "generator=generator) unless temperature == 0."),
+        Mistake("temperature multiplies", _sampler(multiply=True),
+                "divide the logits by the temperature: T > 1 flattens the distribution, T < 1 sharpens it."),
+        Mistake("filters before the temperature", _sampler(order=("top_k", "top_p", "temperature")),
+                "the nucleus depends on the temperature: divide by T first, then filter."),
+        Mistake("top-p before top-k", _sampler(order=("temperature", "top_p", "top_k")),
+                "apply top-k first, then top-p on what is left (its probabilities renormalised)."),
+    ),
+    hints=(
+        "Order: if temperature == 0 return logits.argmax(-1); else logits / temperature, then your top_k_filter "
+        "(when top_k is not None), then your top_p_filter (when top_p is not None).",
+        "probs = torch.softmax(logits, dim=-1): the -inf logits get probability 0.",
+        "torch.multinomial(probs, num_samples=1, generator=generator) has shape (batch, 1): squeeze(-1). "
+        "Pass the generator, or the check cannot reproduce your draws.",
+    ),
+    difficulty=2,
+    minutes=15,
+)
+
+
+# --- beam_search --------------------------------------------------------------------------------
+
+def _greedy_trap(ctx: CaseContext) -> BigramLogits:
+    """From token 0, token 1 is likelier than token 2, but after 2 comes a near-certain token 3."""
+    probs = torch.tensor([[0.0, 0.55, 0.45, 0.0], [0.25] * 4, [0.01, 0.01, 0.01, 0.97], [0.25] * 4])
+    return BigramLogits(probs.clamp_min(1e-4).log().to(ctx.device, ctx.dtype))
+
+
+def beam_cases(ctx: CaseContext, hidden: bool) -> list[Case]:
+    vocab = 7 if hidden else 6
+    eos = vocab - 1
+
+    def model(eos_bias: float = 0.0) -> BigramLogits:
+        table = ctx.randn(vocab, vocab, scale=2.5)
+        table[:, eos] += eos_bias
+        return BigramLogits(table)
+
+    def prefix(length: int) -> Tensor:
+        return ctx.randint(0, eos, length)
+
+    def search(width: int, new: int, eos_id: int | None = None, penalty: float = 1.0) -> dict:
+        return {"beam_width": width, "max_new_tokens": new, "eos_id": eos_id, "length_penalty": penalty}
+
+    return [
+        Case("a prefix where greedy loses", (_greedy_trap(ctx), torch.zeros(1, dtype=torch.long, device=ctx.device)),
+             search(2, 2)),
+        Case("width 3, no EOS", (model(), prefix(2)), search(3, 4)),
+        Case("width 1 is greedy", (model(), prefix(1)), search(1, 5)),
+        Case("one new token", (model(), prefix(3)), search(3, 1)),
+        Case("EOS, length_penalty 1", (model(1.0), prefix(2)), search(3, 8, eos, 1.0)),
+        Case("EOS, length_penalty 0", (model(1.0), prefix(2)), search(3, 8, eos, 0.0)),
+        Case("EOS, length_penalty 2", (model(0.5), prefix(1)), search(4, 8, eos, 2.0)),
+        Case("EOS likely from the start", (model(2.0), prefix(2)), search(2, 6, eos, 1.0)),
+    ]
+
+
+def _beam_variant(**override):
+    """The reference search with some options overridden: a learner's search that ignores them."""
+    def search(step, prefix, beam_width=4, max_new_tokens=32, eos_id=None, length_penalty=1.0):
+        options = dict(beam_width=beam_width, max_new_tokens=max_new_tokens, eos_id=eos_id,
+                       length_penalty=length_penalty)
+        return generation.beam_search(step, prefix, **{**options, **override})
+    return search
+
+
+BEAM_SEARCH = Exercise(
+    name="beam_search",
+    lesson=LESSON,
+    reference=generation.beam_search,
+    make_cases=beam_cases,
+    statement="Keep the beam_width best prefixes by summed log-probability; an extension ending in EOS that ranks "
+              "among the best finishes with score / length^length_penalty; return the best sequence (1-D).",
+    points=3,
+    mistakes=(
+        Mistake("EOS ignored", _beam_variant(eos_id=None),
+                "an extension that ends in eos_id must stop and join the finished sequences, not grow further."),
+        Mistake("no length normalisation", _beam_variant(length_penalty=0.0),
+                "divide a finished sequence's score by (its number of generated tokens) ** length_penalty before "
+                "comparing it with others."),
+        Mistake("greedy search", _beam_variant(beam_width=1),
+                "only one beam is kept; keep the beam_width best extensions of all beams at every step."),
+    ),
+    hints=(
+        "State: beams (n, t) and their scores (n,). Each step: log_probs = torch.log_softmax(step(beams).double(), "
+        "-1); candidates = scores[:, None] + log_probs, flattened; take the 2 * beam_width best with .topk.",
+        "Walk the candidates best first: beam, token = divmod(index, vocab). EOS within the first beam_width ranks "
+        "finishes (score / length ** length_penalty); other tokens extend a beam until beam_width are kept.",
+        "Keep the beam_width best finished. Stop early when beam_width are finished and the best live score / "
+        "length ** length_penalty is not above the worst finished one; at the end the live beams join the finished "
+        "with length = max_new_tokens, and the best of all wins.",
+    ),
+    difficulty=3,
+    minutes=35,
+)
+
+
+# --- gpt_forward: a decoder-only forward pass with a KV cache ----------------------------------------
+
+def _gpt_config(params: dict[str, Tensor], n_heads: int) -> GPTConfig:
+    """The sizes of the GPT whose ``state_dict`` is ``params``."""
+    vocab_size, d_model = params["token_embedding.weight"].shape
+    return GPTConfig(
+        vocab_size=vocab_size,
+        block_size=params["position_embedding.embedding.weight"].size(0),
+        n_layers=sum(name.endswith("self_attn.q_proj.weight") for name in params),
+        n_heads=n_heads,
+        d_model=d_model,
+        d_ff=params["blocks.0.ff.w1.weight"].size(0),
+    )
+
+
+def _untrained_gpt(config: GPTConfig) -> GPT:
+    """A GPT whose weights are about to be replaced, made without disturbing the caller's random stream."""
+    with torch.random.fork_rng(devices=[]):
+        return GPT(config)
+
+
+@torch.no_grad()
+def gpt_forward_reference(params: dict[str, Tensor], idx: Tensor, n_heads: int,
+                          cache: list[tuple[Tensor, Tensor]] | None = None):
+    """``tfcourse.model.GPT`` run on the weights ``params`` with a KV cache given as ``[(keys, values)]`` per layer.
+
+    Returns ``(logits (B, T, vocab), [(keys, values)])`` with every position's keys and values.
+    """
+    model = _untrained_gpt(_gpt_config(params, n_heads))
+    model.load_state_dict(params, assign=True)
+    kv_cache = model.new_cache()
+    for layer, (keys, values) in zip(kv_cache.layers, cache or ()):
+        layer.update(keys, values)
+    logits, kv_cache = model.eval()(idx, kv_cache)
+    return logits, [(layer.keys, layer.values) for layer in kv_cache.layers]
+
+
+def _init_scale(name: str, shape: torch.Size) -> float:
+    """Standard deviation of a random weight: 1 for embeddings, 0.1 for biases and gains, 1/sqrt(fan_in) else."""
+    if "embedding" in name:
+        return 1.0
+    if name.endswith("bias") or "norm" in name:
+        return 0.1
+    return shape[-1] ** -0.5
+
+
+def _random_gpt_params(ctx: CaseContext, config: GPTConfig) -> dict[str, Tensor]:
+    """Random weights in the layout of ``GPT(config).state_dict()``; LayerNorm gains near 1, tied embeddings."""
+    shapes = {name: tensor.shape for name, tensor in _untrained_gpt(config).state_dict().items()}
+    params = {name: ctx.randn(*shape, scale=_init_scale(name, shape)) for name, shape in shapes.items()}
+    for name in params:
+        if name.endswith("norm.weight"):
+            params[name] = params[name] + 1.0
+    params["lm_head.weight"] = params["token_embedding.weight"]
+    return params
+
+
+def gpt_cases(ctx: CaseContext, hidden: bool) -> list[Case]:
+    batch, seq, prompt = (1, 7, 4) if hidden else (2, 6, 3)
+    config = GPTConfig(vocab_size=13 if hidden else 11, block_size=10, n_layers=1 if hidden else 2,
+                       n_heads=4 if hidden else 2, d_model=16 if hidden else 8)
+    params, heads = _random_gpt_params(ctx, config), config.n_heads
+    idx = ctx.randint(0, config.vocab_size, batch, seq)
+    cases = [Case(f"full pass of {seq} tokens, no cache", (params, idx, heads)),
+             Case(f"prompt of {prompt} tokens, no cache", (params, idx[:, :prompt], heads))]
+    _, cache = gpt_forward_reference(params, idx[:, :prompt], heads)
+    for t in range(prompt, seq):
+        cases.append(Case(f"token {t + 1} of {seq}, {t} cached", (params, idx[:, t:t + 1], heads), {"cache": cache}))
+        _, cache = gpt_forward_reference(params, idx[:, t:t + 1], heads, cache)
+    _, two_cached = gpt_forward_reference(params, idx[:, :2], heads)
+    return cases + [Case(f"{seq - 2} new tokens at once, 2 cached", (params, idx[:, 2:], heads), {"cache": two_cached})]
+
+
+def _linear(params: dict[str, Tensor], name: str, x: Tensor) -> Tensor:
+    return F.linear(x, params[f"{name}.weight"], params.get(f"{name}.bias"))
+
+
+def _norm(params: dict[str, Tensor], name: str, x: Tensor) -> Tensor:
+    return layer_norm(x, params[f"{name}.weight"], params[f"{name}.bias"])
+
+
+def _gpt_variant(shift_positions: bool = True, shift_mask: bool = True, causal: bool = True):
+    """The GPT forward pass with a KV cache, written out; the switches give the classic cache bugs."""
+    def forward(params, idx, n_heads, cache=None):
+        new, past = idx.size(1), 0 if cache is None else cache[0][0].size(-2)
+        start = past if shift_positions else 0
+        x = params["token_embedding.weight"][idx] + params["position_embedding.embedding.weight"][start:start + new]
+        mask = causal_mask(new, idx.device, past_len=past)
+        if not shift_mask:
+            mask = mask.tril()  # aligned top-left, as is_causal=True does with a cache
+        n_layers = sum(name.endswith("self_attn.q_proj.weight") for name in params)
+        updated = []
+        for i in range(n_layers):
+            block = f"blocks.{i}"
+            h = _norm(params, f"{block}.self_attn_residual.norm", x)
+            q, k, v = (split_heads(_linear(params, f"{block}.self_attn.{p}_proj", h), n_heads) for p in "qkv")
+            if cache is not None:
+                k, v = torch.cat([cache[i][0], k], -2), torch.cat([cache[i][1], v], -2)
+            updated.append((k, v))
+            out, _ = scaled_dot_product_attention(q, k, v, mask if causal else None)
+            x = x + _linear(params, f"{block}.self_attn.out_proj", merge_heads(out))
+            h = _norm(params, f"{block}.ff_residual.norm", x)
+            x = x + _linear(params, f"{block}.ff.w2", gelu(_linear(params, f"{block}.ff.w1", h)))
+        return F.linear(_norm(params, "norm", x), params["lm_head.weight"]), updated
+    return forward
+
+
+def _cache_of_new_tokens_only(params, idx, n_heads, cache=None):
+    logits, updated = gpt_forward_reference(params, idx, n_heads, cache)
+    new = idx.size(1)
+    return logits, [(keys[..., -new:, :], values[..., -new:, :]) for keys, values in updated]
+
+
+GPT_FORWARD = Exercise(
+    name="gpt_forward",
+    lesson=LESSON,
+    reference=gpt_forward_reference,
+    make_cases=gpt_cases,
+    statement="GPT forward pass on new tokens idx (B, T) given cached keys/values [(K, V)] per layer, "
+              "(B, heads, past, d_head): positions past..past+T-1, causal mask shifted by past; returns "
+              "(logits (B, T, vocab), cache with past + T positions). The same logits as one uncached pass.",
+    points=3,
+    mistakes=(
+        Mistake("positions restart at 0", _gpt_variant(shift_positions=False),
+                "new tokens sit at positions past .. past + T - 1: add position embeddings from row past on."),
+        Mistake("causal mask not shifted by the cache", _gpt_variant(shift_mask=False),
+                "with past cached keys the mask is (T, past + T) and query i sees keys j <= past + i: "
+                "torch.ones(T, past + T).tril(diagonal=past). (is_causal=True aligns it top-left, which is wrong "
+                "here.)"),
+        Mistake("no causal mask", _gpt_variant(causal=False),
+                "without a causal mask a token sees later tokens of its own chunk; the cached pass then "
+                "disagrees with generation one token at a time."),
+        Mistake("cache holds only the new positions", _cache_of_new_tokens_only,
+                "return the concatenated keys and values (cached + new), so the next call sees every earlier token."),
+    ),
+    hints=(
+        "past = 0 if cache is None else cache[0][0].size(-2). Embed: token_embedding.weight[idx] + "
+        "position_embedding.embedding.weight[past:past + T].",
+        "Per block (pre-LN): h = LN(x); q, k, v = split heads of F.linear(h, W, b); k = torch.cat([cached_k, k], "
+        "dim=-2) (same for v); keep (k, v) for the new cache; attend with mask torch.ones(T, past + T, "
+        "dtype=torch.bool).tril(diagonal=past); x = x + out_proj(merged heads); x = x + w2(gelu(w1(LN(x)))).",
+        "Finish with the final LayerNorm 'norm' and logits = F.linear(x, params['lm_head.weight']) (tied "
+        "embeddings, no bias). F.layer_norm(x, (d_model,), w, b, eps=1e-5) and F.gelu (exact) match the model.",
+    ),
+    difficulty=3,
+    minutes=40,
+)
+
+EXERCISES = (LABEL_SMOOTHING_LOSS, NOAM_LR, TOP_K_FILTER, NUMPY_TOP_K_FILTER, TOP_P_FILTER, SAMPLE_NEXT,
+             BEAM_SEARCH, GPT_FORWARD)
