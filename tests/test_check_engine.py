@@ -1,4 +1,4 @@
-"""The checking engine on every exercise of lessons 02 and 03."""
+"""The checking engine on every exercise of the course."""
 
 import dataclasses
 
@@ -10,15 +10,14 @@ from autograder.check import HIDDEN_SEED_VARIABLE, run_check
 from autograder.exercise import Exercise
 from autograder.registry import find_exercise, lesson_exercises
 from autograder.runner import ExerciseRun, available_devices, diagnose
-from tests.notebooks import GRADED_LESSONS, solution_namespace
+from tests.notebooks import GRADED_LESSONS, solution_of
 
 EXERCISES = [ex for lesson in GRADED_LESSONS for ex in lesson_exercises(lesson)]
-learner_solutions = solution_namespace(*GRADED_LESSONS)
 IDS = [ex.name for ex in EXERCISES]
 
 
 def solution(exercise: Exercise):
-    return getattr(learner_solutions, exercise.name)
+    return solution_of(exercise)
 
 
 def stub_of(exercise: Exercise):
@@ -44,9 +43,17 @@ def as_learner_code(exercise: Exercise, variant):
     return lambda *args, **kwargs: variant(*args, **kwargs)
 
 
-def test_both_lessons_have_at_least_five_graded_exercises():
-    assert len(lesson_exercises("02-attention")) >= 5
-    assert len(lesson_exercises("03-multihead")) >= 5
+COURSE = ("01-embeddings", "02-attention", "03-multihead", "04-ffn-norm", "05-encoder-decoder",
+          "06-transformer", "07-reasoning")
+
+
+@pytest.mark.parametrize("lesson", COURSE)
+def test_every_lesson_has_at_least_five_graded_exercises(lesson):
+    assert len(lesson_exercises(lesson)) >= 5
+
+
+def test_the_course_has_at_least_38_exercises():
+    assert sum(len(lesson_exercises(lesson)) for lesson in COURSE) >= 38
 
 
 @pytest.mark.parametrize("exercise", EXERCISES, ids=IDS)
@@ -154,13 +161,13 @@ def test_check_raises_assertion_with_report_and_shows_hints(capsys):
 
 
 def test_check_returns_result_and_prints_on_success(capsys):
-    result = check(learner_solutions.causal_mask)
+    result = check(solution(find_exercise("causal_mask")))
     assert result.passed and result.points == result.max_points == 1
     assert "all" in capsys.readouterr().out
 
 
 def test_renamed_function_is_found_by_name_or_explained():
-    renamed = learner_solutions.attention_entropy
+    renamed = solution(find_exercise("attention_entropy"))
     assert run_check(renamed, name="attention_entropy").passed
     with pytest.raises(KeyError, match="Did you mean attention_entropy"):
         run_check(lambda w: w, name="attention_entropi")
@@ -180,3 +187,23 @@ def test_hidden_cases_follow_the_instructors_seed(monkeypatch):
 def _context(seed):
     from autograder.exercise import CaseContext
     return CaseContext(torch.Generator().manual_seed(seed), torch.device("cpu"), torch.float64)
+
+
+def test_a_finite_value_where_inf_is_expected_is_a_values_mismatch():
+    from autograder.compare import compare
+
+    expected = torch.tensor([1.0, float("-inf"), 2.0])
+    mismatch = compare(torch.tensor([1.0, 0.0, 2.0]), expected, (1e-5, 1e-4))
+    assert mismatch is not None and mismatch.stage == "values"
+    assert "-inf" in mismatch.message and "index (1,)" in mismatch.message
+    assert compare(expected.clone(), expected, (1e-5, 1e-4)) is None
+
+
+def test_none_where_a_plain_value_is_expected_is_a_values_mismatch_that_mistakes_can_explain():
+    from autograder.compare import compare
+
+    mismatch = compare(None, 4, (1e-9, 1e-7))
+    assert mismatch is not None and mismatch.stage == "values"
+    assert "None" in mismatch.message and "4" in mismatch.message
+    assert compare(None, None, (1e-9, 1e-7)) is None
+    assert compare("4", 4, (1e-9, 1e-7)).stage == "type"
