@@ -15,12 +15,10 @@ from typing import Any
 
 from autograder.compare import Mismatch
 from autograder.exercise import Exercise
-from autograder.forbidden import is_course_object, scan_source
+from autograder.forbidden import forbidden_use, is_course_object, scan_source
 from autograder.registry import find_exercise
 from autograder.runner import CaseOutcome, ExerciseRun, available_devices, diagnose
-
-VISIBLE_SEED = 20_240_607
-HIDDEN_SEED_VARIABLE = "TFCOURSE_HIDDEN_SEED"
+from autograder.seeds import HIDDEN_SEED_VARIABLE, VISIBLE_SEED
 
 
 def hidden_seed() -> int:
@@ -59,21 +57,40 @@ def _pre_run_problem(exercise: Exercise, obj: Any) -> Mismatch | None:
         return Mismatch("forbidden", "this is the course's reference implementation, not your code. "
                                      "Check the function you wrote in this notebook.")
     named = scan_source(obj, exercise.forbidden)
-    if named:
-        return Mismatch("forbidden", f"your code uses {', '.join(named)}, which this exercise asks you to write "
-                                     "yourself. Remove it and use basic tensor operations.")
-    return None
+    return forbidden_use(named) if named else None
 
 
-def _report(exercise: Exercise, outcomes: list[CaseOutcome]) -> str:
+# What a failed hidden case may tell: the stage, never the expected values.
+HIDDEN_STAGE_SUMMARIES = {
+    "type": "the output's type is not the one the exercise asks for.",
+    "shape": "the output's shape is wrong for this input.",
+    "dtype": "the output's dtype differs from the inputs' dtype.",
+    "device": "the output is not on the inputs' device.",
+    "nan": "the output contains NaN or inf where a finite value is expected.",
+    "values": "the output's values are wrong (beyond the tolerance).",
+}
+
+
+def report(exercise: Exercise, outcomes: list[CaseOutcome]) -> str:
+    """The learner-facing report on an exercise's outcomes: the first failure, the known mistake it
+    matches and where to find hints. A failed hidden case is described by its stage only."""
     failed = [o for o in outcomes if not o.passed]
     cases = len(outcomes)
     if not failed:
-        devices = sorted({o.device for o in outcomes})
-        return f"{exercise.name}: all {cases} cases pass on {', '.join(devices)}. {exercise.points}/{exercise.points} points."
-    first = failed[0]
-    lines = [f"{exercise.name}: {cases - len(failed)} of {cases} cases pass. 0/{exercise.points} points.",
-             f"First failure, case '{first.case}' ({first.dtype} on {first.device}):", f"  {first.mismatch.message}"]
+        devices = ", ".join(sorted({o.device for o in outcomes}))
+        return f"{exercise.name}: all {cases} cases pass on {devices}. {exercise.points}/{exercise.points} points."
+    visible_failures = [o for o in failed if not o.hidden]
+    first = (visible_failures or failed)[0]
+    if first.hidden:
+        hidden = [o for o in outcomes if o.hidden]
+        lines = [f"{exercise.name}: {len(hidden) - len(failed)} of {len(hidden)} hidden cases pass. "
+                 f"0/{exercise.points} points.",
+                 f"First hidden failure, case '{first.case}' ({first.dtype} on {first.device}):",
+                 f"  {HIDDEN_STAGE_SUMMARIES.get(first.mismatch.stage, first.mismatch.message)}"]
+    else:
+        lines = [f"{exercise.name}: {cases - len(failed)} of {cases} cases pass. 0/{exercise.points} points.",
+                 f"First failure, case '{first.case}' ({first.dtype} on {first.device}):",
+                 f"  {first.mismatch.message}"]
     mistake = diagnose(exercise, outcomes)
     if mistake:
         lines.append(f"  This looks like a known mistake, {mistake.name}: {mistake.explanation}")
@@ -107,7 +124,7 @@ def run_check(obj: Any, name: str | None = None, hidden: bool = False, devices=N
     outcomes = ExerciseRun(exercise, obj).run(seed, hidden, devices or available_devices())
     passed = all(o.passed for o in outcomes)
     return CheckResult(exercise.name, passed, exercise.points if passed else 0, exercise.points,
-                       _report(exercise, outcomes), outcomes)
+                       report(exercise, outcomes), outcomes)
 
 
 def check(obj: Any, name: str | None = None, *, hint: int | None = None, hidden: bool = False,

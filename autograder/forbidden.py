@@ -20,6 +20,8 @@ import textwrap
 from contextlib import contextmanager
 from typing import Any, Callable, Iterator
 
+from autograder.mismatch import Mismatch
+
 COURSE_PACKAGES = ("tfcourse", "autograder")
 _INHERITED = object()  # marks an attribute a class inherits rather than defines
 
@@ -119,8 +121,11 @@ def _source_of(obj: Any) -> str | None:
 def scan_source(obj: Any, apis: tuple[str, ...]) -> list[str]:
     """Forbidden things named in ``obj``'s source: APIs (by their last name) and course imports."""
     source = _source_of(obj)
-    if source is None:
-        return []
+    return [] if source is None else scan_code(source, apis)
+
+
+def scan_code(source: str, apis: tuple[str, ...]) -> list[str]:
+    """Forbidden things named in Python ``source``: APIs (by their last name) and course imports."""
     try:
         tree = ast.parse(source)
     except SyntaxError:
@@ -139,6 +144,16 @@ def scan_source(obj: Any, apis: tuple[str, ...]) -> list[str]:
         elif isinstance(node, ast.Name) and node.id in COURSE_PACKAGES:
             found.append(node.id)
     return sorted(set(found))
+
+
+def forbidden_use(named: list[str]) -> Mismatch:
+    """The verdict on code that names forbidden APIs or the course's packages."""
+    if any(name.split(".")[0] in COURSE_PACKAGES for name in named):
+        return Mismatch("forbidden", f"your code uses {', '.join(named)}: the course's own packages (the reference "
+                                     "implementation and the checker) are not available to graded code. "
+                                     "Remove the import and write the exercise yourself.")
+    return Mismatch("forbidden", f"your code uses {', '.join(named)}, which this exercise asks you to write "
+                                 "yourself. Remove it and use basic tensor operations.")
 
 
 def _is_own_member(node: ast.Attribute) -> bool:

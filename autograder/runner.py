@@ -1,24 +1,27 @@
 """Running an exercise's cases against the learner's code, on every dtype and device.
 
-For each case the reference runs first, on its own copy of the inputs; then the
-learner's code runs on another copy, inside the forbidden-API tripwires. The outputs go
-through the staged comparison; when the values are wrong, the exercise's known mistakes
-are evaluated on the same inputs and named when one of them matches.
+Checking is split in three steps, so that grading can run the middle one in a sandbox:
+
+1. :func:`prepare_cases` (trusted): each case's inputs, and the reference's output on its
+   own copy of them (for a module, also the reference's weights and gradients);
+2. producing the learner's output on another copy, inside the forbidden-API tripwires
+   (:mod:`autograder.harness`; :meth:`ExerciseRun.run` does it in this process);
+3. :func:`judge` (trusted): the staged comparison; when the values are wrong, the
+   exercise's known mistakes are evaluated on the same inputs and named when one matches.
 """
 
 from __future__ import annotations
 
-import copy
-import traceback
-from dataclasses import dataclass
-from typing import Any, Callable
+from dataclasses import dataclass, replace
+from typing import Any
 
 import torch
+from torch import nn
 
 from autograder.compare import Mismatch, compare
 from autograder.exercise import Case, CaseContext, Exercise, Mistake
-from autograder.forbidden import ForbiddenAPIUsed, forbidden_calls
-from autograder.modules import copy_reference_weights, gradients_by_name
+from autograder.harness import Produced, clone, function_output, module_output
+from autograder.modules import gradients_by_name
 
 # Failures where the learner's output exists and can be compared with a known mistake's.
 DIAGNOSABLE_STAGES = ("shape", "values", "nan")
@@ -26,29 +29,44 @@ DIAGNOSABLE_STAGES = ("shape", "values", "nan")
 
 @dataclass(frozen=True)
 class CaseOutcome:
-    """The verdict on one case at one dtype and device."""
+    """The verdict on one case at one dtype and device; ``hidden`` marks the instructor's hidden cases."""
 
     case: str
     device: str
     dtype: str
     mismatch: Mismatch | None = None
     matching_mistakes: tuple[str, ...] = ()
+    hidden: bool = False
 
     @property
     def passed(self) -> bool:
         return self.mismatch is None
 
 
+@dataclass(frozen=True)
+class PreparedCase:
+    """A case ready to run and judge: the inputs the learner's code gets, and the reference's answers.
+
+    For a module exercise ``reference`` is the reference module (its weights are what the
+    learner's module receives) and ``expected_gradients`` its gradients by parameter name.
+    """
+
+    case: Case
+    context: CaseContext
+    expected: Any
+    hidden: bool = False
+    reference: nn.Module | None = None
+    expected_gradients: dict[str, torch.Tensor] | None = None
+
+    def outcome(self, mismatch: Mismatch | None = None, matching_mistakes: tuple[str, ...] = ()) -> CaseOutcome:
+        """The verdict on this case."""
+        return CaseOutcome(self.case.label, str(self.context.device), str(self.context.dtype).replace("torch.", ""),
+                           mismatch, matching_mistakes, self.hidden)
+
+
 def available_devices() -> list[torch.device]:
     """CPU, and CUDA when a usable GPU is present."""
     return [torch.device("cpu")] + ([torch.device("cuda")] if torch.cuda.is_available() else [])
-
-
-def _clone(value: Any) -> Any:
-    """A deep copy of case inputs, so neither side can change what the other sees."""
-    if isinstance(value, torch.Tensor):
-        return value.detach().clone()
-    return copy.deepcopy(value)
 
 
 def _as_numpy(value: Any) -> Any:
@@ -59,99 +77,86 @@ def _as_numpy(value: Any) -> Any:
     return value
 
 
-def _raised(error: BaseException) -> Mismatch:
-    """The message for code that raised instead of returning."""
-    if isinstance(error, NotImplementedError):
-        return Mismatch("raises", "not implemented yet: replace `raise NotImplementedError` with your solution.")
-    if isinstance(error, ForbiddenAPIUsed):
-        return Mismatch("forbidden", f"your code calls {error.api}, which this exercise asks you to write yourself.")
-    frames = traceback.extract_tb(error.__traceback__)
-    where = f" (line {frames[-1].lineno}: `{frames[-1].line}`)" if frames and frames[-1].line else ""
-    return Mismatch("raises", f"your code raised {type(error).__name__}: {error}{where}.")
+def prepare_cases(exercise: Exercise, seed: int, hidden: bool, devices: list[torch.device]) -> list[PreparedCase]:
+    """Every case of ``exercise`` (the visible set, or the hidden one) on each dtype and device, with the
+    reference's answers. The same ``seed`` gives the same inputs and, for modules, the same weights."""
+    prepared = []
+    for device in devices if not exercise.numpy else [torch.device("cpu")]:
+        for dtype in exercise.dtypes:
+            context = CaseContext(torch.Generator().manual_seed(seed), device, dtype)
+            for case in exercise.make_cases(context, hidden):
+                prepared.append(_prepare(exercise, case, context, seed, hidden))
+    return prepared
 
 
-def _call_guarded(fn: Callable[[], Any], forbidden: tuple[str, ...]) -> tuple[Any, Mismatch | None]:
-    try:
-        with forbidden_calls(forbidden) as called:
-            result = fn()
-    except Exception as error:  # the learner's code may raise anything; it becomes feedback
-        return None, _raised(error)
-    if called:
-        return None, _raised(ForbiddenAPIUsed(called[0]))
-    return result, None
+def _prepare(exercise: Exercise, case: Case, context: CaseContext, seed: int, hidden: bool) -> PreparedCase:
+    if exercise.kind != "module":
+        if exercise.numpy:
+            case = replace(case, args=_as_numpy(case.args))
+        expected = exercise.reference(*clone(case.args), **clone(case.kwargs))
+        return PreparedCase(case, context, expected, hidden)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        reference = exercise.reference(*case.init).to(context.device, context.dtype).eval()
+    expected = reference(*clone(case.args), **clone(case.kwargs))
+    return PreparedCase(case, context, expected, hidden, reference, gradients_by_name(reference, expected))
+
+
+def produce(exercise: Exercise, learner: Any, prepared: PreparedCase) -> Produced:
+    """The learner's output on a copy of the case's inputs, computed in this process."""
+    case, context = prepared.case, prepared.context
+    if exercise.kind == "module":
+        weights = {name: tensor.detach().clone() for name, tensor in prepared.reference.state_dict().items()}
+        return module_output(learner, case.init, weights, clone(case.args), clone(case.kwargs),
+                             context.device, context.dtype, exercise.forbidden)
+    return function_output(learner, clone(case.args), clone(case.kwargs), exercise.forbidden)
+
+
+def judge(exercise: Exercise, prepared: PreparedCase, produced: Produced) -> CaseOutcome:
+    """The verdict on the learner's output for one case; when the values are wrong, the known
+    mistakes whose output on this case equals the learner's."""
+    if produced.failure:
+        return prepared.outcome(produced.failure)
+    tolerance = exercise.tolerances[prepared.context.dtype]
+    mismatch = compare(produced.output, prepared.expected, tolerance)
+    if mismatch and mismatch.stage in DIAGNOSABLE_STAGES:
+        return prepared.outcome(mismatch, _matching_mistakes(exercise, prepared, produced.output))
+    if mismatch:
+        return prepared.outcome(mismatch)
+    if exercise.kind == "module":
+        if produced.gradients is None:
+            return prepared.outcome(Mismatch("raises", "the gradients could not be taken through your module's "
+                                                       "output: keep the computation in torch operations."))
+        return prepared.outcome(compare(produced.gradients, prepared.expected_gradients, tolerance,
+                                        where="the gradients"))
+    return prepared.outcome()
+
+
+def _matching_mistakes(exercise: Exercise, prepared: PreparedCase, actual: Any) -> tuple[str, ...]:
+    """The names of the known mistakes whose output on this case equals the learner's."""
+    case = prepared.case
+    leading = (prepared.reference,) if exercise.kind == "module" else ()
+    names = []
+    for mistake in exercise.mistakes:
+        try:
+            with torch.no_grad():
+                wrong = mistake.variant(*leading, *clone(case.args), **clone(case.kwargs))
+        except Exception:  # a variant may not apply to every input
+            continue
+        if _matches(actual, wrong, exercise.tolerances[prepared.context.dtype]):
+            names.append(mistake.name)
+    return tuple(names)
 
 
 class ExerciseRun:
-    """Checks one learner object against one :class:`Exercise`."""
+    """Checks one learner object against one :class:`Exercise`, in this process."""
 
     def __init__(self, exercise: Exercise, learner: Any):
         self.exercise, self.learner = exercise, learner
 
     def run(self, seed: int, hidden: bool, devices: list[torch.device]) -> list[CaseOutcome]:
-        outcomes = []
-        for device in devices if not self.exercise.numpy else [torch.device("cpu")]:
-            for dtype in self.exercise.dtypes:
-                context = CaseContext(torch.Generator().manual_seed(seed), device, dtype)
-                for case in self.exercise.make_cases(context, hidden):
-                    outcomes.append(self._run_case(case, context))
-        return outcomes
-
-    def _run_case(self, case: Case, context: CaseContext) -> CaseOutcome:
-        label = dict(case=case.label, device=str(context.device), dtype=str(context.dtype).replace("torch.", ""))
-        if self.exercise.kind == "module":
-            return self._run_module_case(case, context, label)
-        args, kwargs = (_as_numpy(case.args), case.kwargs) if self.exercise.numpy else (case.args, case.kwargs)
-        expected = self.exercise.reference(*_clone(args), **_clone(kwargs))
-        actual, error = _call_guarded(lambda: self.learner(*_clone(args), **_clone(kwargs)), self.exercise.forbidden)
-        if error:
-            return CaseOutcome(**label, mismatch=error)
-        return self._judge(actual, expected, context, label, lambda v: v(*_clone(args), **_clone(kwargs)))
-
-    def _run_module_case(self, case: Case, context: CaseContext, label: dict) -> CaseOutcome:
-        reference = self.exercise.reference(*case.init).to(context.device, context.dtype).eval()
-        learner, error = _call_guarded(lambda: self.learner(*case.init), self.exercise.forbidden)
-        if error is None:
-            learner, error = copy_reference_weights(reference, learner, context.device, context.dtype)
-        if error:
-            return CaseOutcome(**label, mismatch=error)
-        expected = reference(*_clone(case.args), **_clone(case.kwargs))
-        actual, error = _call_guarded(lambda: learner(*_clone(case.args), **_clone(case.kwargs)),
-                                      self.exercise.forbidden)
-        if error:
-            return CaseOutcome(**label, mismatch=error)
-        outcome = self._judge(actual, expected, context, label,
-                              lambda v: v(reference, *_clone(case.args), **_clone(case.kwargs)))
-        if not outcome.passed:
-            return outcome
-        grads = gradients_by_name(reference, expected), gradients_by_name(learner, actual)
-        mismatch = compare(grads[1], grads[0], self.exercise.tolerances[context.dtype], where="the gradients")
-        return CaseOutcome(**label, mismatch=mismatch)
-
-    def _judge(
-        self, actual: Any, expected: Any, context: CaseContext, label: dict, evaluate: Callable[[Callable], Any]
-    ) -> CaseOutcome:
-        """Compare with the expected output; on a wrong result, note which known mistakes it matches."""
-        tolerance = self.exercise.tolerances[context.dtype]
-        mismatch = compare(actual, expected, tolerance)
-        matches = ()
-        if mismatch and mismatch.stage in DIAGNOSABLE_STAGES:
-            matches = self._matching_mistakes(actual, tolerance, evaluate)
-        return CaseOutcome(**label, mismatch=mismatch, matching_mistakes=matches)
-
-    def _matching_mistakes(
-        self, actual: Any, tolerance: tuple[float, float], evaluate: Callable[[Callable], Any]
-    ) -> tuple[str, ...]:
-        """The names of the known mistakes whose output on this case equals the learner's."""
-        names = []
-        for mistake in self.exercise.mistakes:
-            try:
-                with torch.no_grad():
-                    wrong = evaluate(mistake.variant)
-            except Exception:  # a variant may not apply to every input
-                continue
-            if _matches(actual, wrong, tolerance):
-                names.append(mistake.name)
-        return tuple(names)
+        return [judge(self.exercise, prepared, produce(self.exercise, self.learner, prepared))
+                for prepared in prepare_cases(self.exercise, seed, hidden, devices)]
 
 
 def diagnose(exercise: Exercise, outcomes: list[CaseOutcome]) -> Mistake | None:

@@ -1,6 +1,7 @@
 """GPT speed, measured side by side with a baseline in the same run.
 
-1. Training throughput: forward + backward tokens/s of ``GPT`` (fused and explicit-math
+1. Training throughput: tokens/s of whole training steps (forward, backward, AdamW update,
+   as ``tfcourse.training.train`` takes them) of ``GPT`` (fused and explicit-math
    attention) against the same model built from ``nn.TransformerEncoderLayer`` with a
    causal mask. Ratio > 1 means ``GPT`` is faster.
 2. Generation of 256 tokens with and without the KV cache.
@@ -21,6 +22,7 @@ from benchmarks.timing import compare
 from tfcourse.generation import generate
 from tfcourse.masks import causal_mask
 from tfcourse.model import GPT, GPTConfig
+from tfcourse.training import configure_optimizer
 
 
 class TorchLayersGPT(nn.Module):
@@ -45,10 +47,13 @@ class TorchLayersGPT(nn.Module):
 
 
 def training_step(model: nn.Module, idx: torch.Tensor) -> callable:
+    optimizer = configure_optimizer(model, lr=1e-4, weight_decay=0.01)
+
     def step() -> None:
+        optimizer.zero_grad(set_to_none=True)
         logits = model(idx)
         F.cross_entropy(logits.flatten(0, 1), idx.flatten()).backward()
-        model.zero_grad(set_to_none=True)
+        optimizer.step()
 
     return step
 
@@ -60,7 +65,7 @@ def bench_training(device: torch.device, config: GPTConfig, batch: int, rounds: 
     times = compare({name: training_step(m.to(device).train(), idx) for name, m in models.items()},
                     device, rounds, repeats)
     tokens = idx.numel()
-    print(f"\n[{device}] forward+backward, batch {batch} x {config.block_size} tokens, "
+    print(f"\n[{device}] training steps, batch {batch} x {config.block_size} tokens, "
           f"d_model {config.d_model}, {config.n_layers} layers")
     for name, seconds in times.items():
         ratio = times["torch layers"] / seconds

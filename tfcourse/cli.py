@@ -5,6 +5,9 @@ from __future__ import annotations
 import argparse
 import sys
 
+from autograder.course import register as register_course
+from tfcourse.run_cli import register as register_runs
+
 
 def _doctor(args: argparse.Namespace) -> int:
     from tfcourse.doctor import run_doctor
@@ -53,6 +56,8 @@ def build_parser() -> argparse.ArgumentParser:
     progress = commands.add_parser("progress", help="score your notebooks of all seven lessons")
     progress.add_argument("--dir", default="exercises", help="the folder holding <lesson>/<lesson>.ipynb")
     progress.set_defaults(run=_progress)
+    register_runs(commands)
+    register_course(commands)
     return parser
 
 

@@ -22,6 +22,8 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
+from tfcourse.distributed import is_main_process, mean_across_processes, unwrap, world_size
+
 Batch = tuple[Tensor, ...]
 
 # AdamW betas from "Attention Is All You Need" (section 5.3).
@@ -199,12 +201,15 @@ def save_checkpoint(
     step: int,
     history: list[dict[str, float]],
     evals: list[dict[str, float]],
+    metadata: dict | None = None,
 ) -> None:
     """Atomically write everything needed to resume training at ``step``.
 
     Holds the model, optimiser and grad-scaler states, the step count, the
     history and evaluations so far, and the RNG states (torch CPU, CUDA if
     present, Python ``random``) so that dropout draws continue identically.
+    ``metadata`` (plain Python values: how to rebuild the model and its
+    tokenizer, say) is stored as is.
     """
     checkpoint = {
         "model": model.state_dict(),
@@ -214,6 +219,7 @@ def save_checkpoint(
         "history": history,
         "evals": evals,
         "rng": _rng_states(),
+        "metadata": metadata or {},
     }
     _atomic_save(checkpoint, Path(path))
 
@@ -227,7 +233,7 @@ def load_checkpoint(
     """Load the states saved by ``save_checkpoint`` into ``model`` (and optimiser, scaler).
 
     Tensors are loaded onto the CPU and copied to wherever ``model`` lives.
-    Returns the checkpoint dict (``step``, ``history``, ``evals``, ``rng``, ...);
+    Returns the checkpoint dict (``step``, ``history``, ``evals``, ``rng``, ``metadata``, ...);
     RNG states are not restored here. Raises ``ValueError`` if the checkpoint
     was saved from a model with different parameter names or shapes.
     """
@@ -277,6 +283,7 @@ class _Trainer:
     amp_dtype: torch.dtype | None
     grad_clip: float | None
     device: torch.device
+    metadata: dict | None = None
 
     def run_step(self, step: int) -> dict[str, float]:
         """Take the 1-based ``step``-th update; return its history record."""
@@ -284,13 +291,14 @@ class _Trainer:
         batch = tuple(tensor.to(self.device) for tensor in self.next_batch(step - 1))
         lr = self.lr_at(step)
         loss, grad_norm = self.update(batch, lr)
-        tokens_per_s = batch[0].numel() / (time.perf_counter() - tick)
+        tokens_per_s = world_size() * batch[0].numel() / (time.perf_counter() - tick)
         return {"step": step, "loss": loss, "lr": lr, "grad_norm": grad_norm, "tokens_per_s": tokens_per_s}
 
     def update(self, batch: Batch, lr: float) -> tuple[float, float]:
         """One AdamW update at learning rate ``lr``; returns ``(loss, grad_norm)``.
 
-        The gradient norm is measured before clipping, on unscaled gradients.
+        The gradient norm is measured before clipping, on unscaled gradients. When
+        training distributed, the loss returned is the mean over all processes.
         """
         for group in self.optimizer.param_groups:
             group["lr"] = lr
@@ -303,16 +311,19 @@ class _Trainer:
         grad_norm = nn.utils.clip_grad_norm_(self.model.parameters(), max_norm)
         self.scaler.step(self.optimizer)
         self.scaler.update()
-        return loss.item(), grad_norm.item()
+        return mean_across_processes(loss.detach()).item(), grad_norm.item()
 
     def save(self, path: str | os.PathLike, result: TrainResult) -> None:
-        """Checkpoint the run after ``result.steps`` updates."""
-        state = (self.model, self.optimizer, self.scaler)
-        save_checkpoint(path, *state, step=result.steps, history=result.history, evals=result.evals)
+        """Checkpoint the run after ``result.steps`` updates (only the main process writes)."""
+        if not is_main_process():
+            return
+        state = (unwrap(self.model), self.optimizer, self.scaler)
+        save_checkpoint(path, *state, step=result.steps, history=result.history, evals=result.evals,
+                        metadata=self.metadata)
 
     def resume(self, path: str | os.PathLike) -> TrainResult:
         """Load ``path``, restore the RNG states and return the run so far."""
-        checkpoint = load_checkpoint(path, self.model, self.optimizer, self.scaler)
+        checkpoint = load_checkpoint(path, unwrap(self.model), self.optimizer, self.scaler)
         _restore_rng_states(checkpoint["rng"])
         history = checkpoint["history"]
         final_loss = history[-1]["loss"] if history else math.nan
@@ -322,7 +333,11 @@ class _Trainer:
 
 
 def evaluate(model: nn.Module, eval_fn: Callable[[nn.Module], dict[str, float]]) -> dict[str, float]:
-    """``eval_fn(model)`` in eval mode under ``torch.no_grad``, then back to train mode."""
+    """``eval_fn(model)`` in eval mode under ``torch.no_grad``, then back to train mode.
+
+    A ``DistributedDataParallel`` wrapper is removed: ``eval_fn`` sees the model itself.
+    """
+    model = unwrap(model)
     model.eval()
     with torch.no_grad():
         metrics = eval_fn(model)
@@ -361,6 +376,7 @@ def train(
     resume: bool = False,
     progress: bool = True,
     log: Callable[[dict[str, float]], None] | None = None,
+    metadata: dict | None = None,
 ) -> TrainResult:
     """Train ``model`` for ``steps`` AdamW steps.
 
@@ -388,6 +404,12 @@ def train(
         progress: show a tqdm bar with loss, learning rate and tokens/s
             (tokens counted as ``batch[0].numel()``).
         log: called with each step's history dict.
+        metadata: plain Python values stored in every checkpoint.
+
+    Distributed (see :mod:`tfcourse.distributed`): pass the model wrapped in
+    ``DistributedDataParallel`` and each process's shard of the batches; the
+    recorded loss is the mean over processes, tokens/s counts all of them, and
+    only rank 0 writes checkpoints.
 
     History steps are 1-based: entry ``t`` records the ``t``-th update.
     """
@@ -404,6 +426,7 @@ def train(
         amp_dtype=amp_dtype,
         grad_clip=grad_clip,
         device=device,
+        metadata=metadata,
     )
     resuming = resume and checkpoint is not None and Path(checkpoint).exists()
     result = trainer.resume(checkpoint) if resuming else TrainResult()

@@ -1,0 +1,311 @@
+"""The instructor's nbgrader course directory, and the commands that work on it.
+
+The course directory stays nbgrader's own: ``nbgrader_config.py`` says where everything
+is, nbgrader's gradebook holds the grades, and ``release``, ``collect`` and ``feedback``
+run nbgrader itself. ``tfcourse init`` writes a configuration that plain nbgrader also
+uses (so ``nbgrader autograde`` keeps working on the same course), with the seed of the
+hidden test cases in ``hidden_seed.txt``, readable by the instructor only.
+
+    tfcourse init COURSE_DIR
+    tfcourse release|collect|grade|feedback ASSIGNMENT --course COURSE_DIR
+    tfcourse export --course COURSE_DIR [--format csv] [--output FILE]
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import os
+import secrets
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+from autograder.seeds import HIDDEN_SEED_VARIABLE
+
+REPOSITORY = Path(__file__).resolve().parent.parent
+SEED_FILE = "hidden_seed.txt"
+CONFIG_TEMPLATE = '''"""This course's nbgrader settings (made by `tfcourse init`): nbgrader and tfcourse read them."""
+
+import os
+
+c = get_config()  # noqa: F821 (provided by nbgrader)
+HERE = os.path.dirname(os.path.abspath(__file__))
+c.CourseDirectory.root = HERE
+c.CourseDirectory.course_id = {course_id!r}
+c.Exchange.root = {exchange!r}
+c.ClearSolutions.code_stub = {{"python": "# YOUR CODE HERE\\nraise NotImplementedError()"}}
+c.OverwriteCells.add_missing_cells = True  # a deleted check cell is put back and graded, as tfcourse grade does
+
+# The seed of the hidden test cases, shared by `tfcourse grade` and the kernels of `nbgrader autograde`.
+# Keep the course directory private: whoever knows the seed can compute the hidden cases.
+with open(os.path.join(HERE, {seed_file!r})) as seed:
+    os.environ.setdefault({variable!r}, seed.read().strip())
+'''
+
+
+class CourseError(RuntimeError):
+    """The course directory cannot be used as asked; the message says how to fix it."""
+
+
+class Course:
+    """An nbgrader course directory, read through nbgrader's own configuration."""
+
+    def __init__(self, root: str | Path):
+        from nbgrader.coursedir import CourseDirectory
+        from traitlets.config.loader import PyFileConfigLoader
+
+        self.root = Path(root).resolve()
+        if not (self.root / "nbgrader_config.py").is_file():
+            raise CourseError(f"{self.root} is not an nbgrader course (no nbgrader_config.py): make one with "
+                              f"`tfcourse init {root}`")
+        saved = dict(os.environ)
+        try:
+            config = PyFileConfigLoader("nbgrader_config.py", path=str(self.root)).load_config()
+        finally:  # the configuration may set variables for nbgrader's kernels; they are not ours
+            os.environ.clear()
+            os.environ.update(saved)
+        config.CourseDirectory.root = str(self.root)
+        self.config = config
+        self.directory = CourseDirectory(config=config)
+
+    @property
+    def db_url(self) -> str:
+        return self.directory.db_url
+
+    @property
+    def course_id(self) -> str:
+        return self.directory.course_id or "default_course"
+
+    def _path(self, step: str, student: str, assignment: str) -> Path:
+        return Path(self.directory.format_path(step, student, assignment))
+
+    def source_notebooks(self, assignment: str) -> list[Path]:
+        folder = self._path(self.directory.source_directory, ".", assignment)
+        notebooks = sorted(folder.glob("*.ipynb"))
+        if not notebooks:
+            raise CourseError(f"no source notebooks in {folder}: is {assignment!r} one of this course's assignments?")
+        return notebooks
+
+    def source_notebook(self, assignment: str, name: str) -> Path:
+        return self._path(self.directory.source_directory, ".", assignment) / f"{name}.ipynb"
+
+    def release_notebook(self, assignment: str, name: str) -> Path:
+        path = self._path(self.directory.release_directory, ".", assignment) / f"{name}.ipynb"
+        if not path.is_file():
+            raise CourseError(f"{path} does not exist: run `tfcourse release {assignment} --course {self.root}`")
+        return path
+
+    def submissions(self, assignment: str) -> list[tuple[str, Path]]:
+        """``(student, folder)`` for each submission collected into the course, by student id."""
+        folders = self._path(self.directory.submitted_directory, "*", assignment)
+        return sorted((folder.parent.name, folder) for folder in folders.parent.parent.glob(f"*/{folders.name}")
+                      if folder.is_dir() and not folder.parent.name.startswith("."))
+
+    def autograded_notebook(self, student: str, assignment: str, name: str) -> Path:
+        return self._path(self.directory.autograded_directory, student, assignment) / f"{name}.ipynb"
+
+    def timestamp(self, folder: Path) -> str | None:
+        """The submission time nbgrader's collect recorded, if any."""
+        path = folder / "timestamp.txt"
+        return (path.read_text().strip() or None) if path.is_file() else None
+
+    def copy_submission_files(self, student: str, assignment: str) -> None:
+        """Into the autograded folder, as ``nbgrader autograde`` does: the submission's other files
+        (its timestamp and secret, which feedback needs), then the instructor's own non-notebook files."""
+        target = self._path(self.directory.autograded_directory, student, assignment)
+        for folder in (self._path(self.directory.submitted_directory, student, assignment),
+                       self._path(self.directory.source_directory, ".", assignment)):
+            shutil.copytree(folder, target, symlinks=True, dirs_exist_ok=True,
+                            ignore=shutil.ignore_patterns("*.ipynb", ".ipynb_checkpoints"))
+
+    def journal_path(self, assignment: str) -> Path:
+        return self.root / ".tfcourse" / f"{assignment}.journal.jsonl"
+
+    def hidden_seed(self) -> int:
+        """The seed of the hidden cases: the environment's ``TFCOURSE_HIDDEN_SEED``, else the course's seed file."""
+        value = os.environ.get(HIDDEN_SEED_VARIABLE)
+        path = self.root / SEED_FILE
+        if not value and path.is_file():
+            value = path.read_text().strip()
+        if not value:
+            raise CourseError(f"no seed for the hidden cases: write one into {path} (and set {HIDDEN_SEED_VARIABLE} "
+                              "to it for nbgrader autograde), or make the course with `tfcourse init`")
+        try:
+            return int(value)
+        except ValueError:
+            raise CourseError(f"the hidden-case seed {value!r} is not an integer") from None
+
+    def hidden_paths(self) -> list[str]:
+        """What submissions must not see: the course, the exchange, the repository's solutions and the
+        reference's source. A path holding the Python environment itself stays visible."""
+        import autograder.exercises
+        import tfcourse
+
+        exchange = self.config.Exchange.get("root")
+        candidates = [self.root, Path(exchange) if exchange else None, REPOSITORY / "solutions",
+                      Path(tfcourse.__file__).parent, Path(autograder.exercises.__file__).parent]
+        needed = [Path(sys.prefix).resolve(), Path(__file__).resolve().parent]
+        return [str(path) for path in candidates
+                if path is not None and path.is_dir() and not any(n.is_relative_to(path.resolve()) for n in needed)]
+
+
+# --- the commands --------------------------------------------------------------------------------
+
+def init_course(root: Path, solutions: Path, course_id: str = "tfcourse", exchange: Path | None = None) -> Course:
+    """A new course at ``root`` holding every lesson of ``solutions`` as an assignment."""
+    from nbgrader.api import Gradebook
+
+    if (root / "nbgrader_config.py").exists():
+        raise CourseError(f"{root} is already a course (it has nbgrader_config.py)")
+    lessons = sorted(p.name for p in solutions.glob("*") if (p / f"{p.name}.ipynb").is_file())
+    if not lessons:
+        raise CourseError(f"no lessons in {solutions} (expected <lesson>/<lesson>.ipynb): pass --solutions DIR")
+    root.mkdir(parents=True, exist_ok=True)
+    root.chmod(0o700)
+    seed = root / SEED_FILE
+    seed.write_text(f"{secrets.randbelow(2**31)}\n")
+    seed.chmod(0o600)
+    exchange = (exchange or root / "exchange").resolve()
+    exchange.mkdir(parents=True, exist_ok=True)
+    (root / "nbgrader_config.py").write_text(CONFIG_TEMPLATE.format(
+        course_id=course_id, exchange=str(exchange), seed_file=SEED_FILE, variable=HIDDEN_SEED_VARIABLE))
+    for lesson in lessons:
+        shutil.copytree(solutions / lesson, root / "source" / lesson, dirs_exist_ok=True)
+    course = Course(root)
+    with Gradebook(course.db_url, course.course_id) as gradebook:
+        for lesson in lessons:
+            gradebook.update_or_create_assignment(lesson)
+    return course
+
+
+def run_nbgrader(course: Course, *args: str) -> int:
+    """Run ``nbgrader ARGS`` in the course directory (its own configuration applies); its exit status."""
+    environment = dict(os.environ, PATH=os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")]))
+    command = [sys.executable, "-m", "nbgrader", *args]
+    return subprocess.run(command, cwd=course.root, env=environment).returncode
+
+
+def export_csv(course: Course, output: Path) -> int:
+    """One row per student: each assignment's score, the total and the maximum; the number of rows."""
+    from nbgrader.api import Gradebook
+
+    with Gradebook(course.db_url, course.course_id) as gradebook:
+        assignments = sorted(gradebook.assignments, key=lambda a: a.name)
+        maximum = sum(a.max_score for a in assignments)
+        rows = []
+        for student in sorted(gradebook.students, key=lambda s: s.id):
+            scores = {}
+            for assignment in assignments:
+                try:
+                    scores[assignment.name] = gradebook.find_submission(assignment.name, student.id).score
+                except Exception:  # nbgrader's MissingEntry: nothing submitted
+                    scores[assignment.name] = 0.0
+            rows.append([student.id, student.first_name or "", student.last_name or "", student.email or "",
+                         *(f"{scores[a.name]:g}" for a in assignments), f"{sum(scores.values()):g}", f"{maximum:g}"])
+    output.parent.mkdir(parents=True, exist_ok=True)
+    with open(output, "w", newline="") as file:
+        writer = csv.writer(file)
+        writer.writerow(["student_id", "first_name", "last_name", "email", *(a.name for a in assignments),
+                         "total", "max_score"])
+        writer.writerows(rows)
+    return len(rows)
+
+
+# --- the command line ------------------------------------------------------------------------------
+
+def register(commands: Any) -> None:
+    """Add ``init``, ``release``, ``collect``, ``grade``, ``feedback`` and ``export`` to the ``tfcourse`` parser."""
+    init = commands.add_parser("init", help="make an nbgrader course directory holding every lesson")
+    init.add_argument("course_dir", type=Path)
+    init.add_argument("--solutions", type=Path, default=REPOSITORY / "solutions",
+                      help="the lessons' nbgrader source notebooks (default: the repository's solutions/)")
+    init.add_argument("--course-id", default="tfcourse")
+    init.add_argument("--exchange", type=Path, default=None, help="nbgrader's exchange (default: COURSE_DIR/exchange)")
+    init.set_defaults(run=_init)
+    for name, help_text, run in (
+            ("release", "generate an assignment from its source and release it to the exchange", _release),
+            ("collect", "collect submissions from the exchange into the course", _collect),
+            ("feedback", "generate HTML feedback from the autograded notebooks and release it", _feedback)):
+        command = commands.add_parser(name, help=help_text)
+        command.add_argument("assignment")
+        command.add_argument("--course", type=Path, default=Path("."), help="the course directory (default: here)")
+        command.set_defaults(run=run)
+    grade = commands.add_parser("grade", help="grade every submission of an assignment in sandboxes")
+    grade.add_argument("assignment")
+    grade.add_argument("--course", type=Path, default=Path("."), help="the course directory (default: here)")
+    grade.add_argument("--workers", type=int, default=os.cpu_count() or 1, help="submissions graded at once")
+    grade.add_argument("--device", choices=["cpu", "cuda"], default=None,
+                       help="cpu: CPU cases only; cuda: CPU and CUDA cases (default: as check() does here)")
+    grade.add_argument("--json", action="store_true", help="one JSON object per notebook instead of a table")
+    grade.add_argument("--force", action="store_true", help="grade again submissions graded by an earlier run")
+    grade.add_argument("--timeout", type=float, default=None, help="wall-clock seconds per submission")
+    grade.set_defaults(run=_grade)
+    export = commands.add_parser("export", help="grades for a learning platform, one row per student")
+    export.add_argument("--course", type=Path, default=Path("."), help="the course directory (default: here)")
+    export.add_argument("--format", choices=["csv"], default="csv")
+    export.add_argument("--output", type=Path, default=None, help="default: COURSE_DIR/grades.csv")
+    export.set_defaults(run=_export)
+
+
+def _fail(error: Exception) -> int:
+    print(f"error: {error}", file=sys.stderr)
+    return 2
+
+
+def _init(args: argparse.Namespace) -> int:
+    try:
+        course = init_course(args.course_dir, args.solutions, args.course_id, args.exchange)
+    except (CourseError, OSError) as error:
+        return _fail(error)
+    assignments = sorted(p.name for p in (course.root / "source").iterdir())
+    print(f"course ready at {course.root} with {len(assignments)} assignments: {', '.join(assignments)}\n"
+          f"next: tfcourse release {assignments[0]} --course {args.course_dir}")
+    return 0
+
+
+def _nbgrader_steps(args: argparse.Namespace, *steps: tuple[str, ...]) -> int:
+    try:
+        course = Course(args.course)
+    except CourseError as error:
+        return _fail(error)
+    for step in steps:
+        status = run_nbgrader(course, *step)
+        if status:
+            print(f"error: `nbgrader {' '.join(step)}` failed (exit status {status}); its messages are above",
+                  file=sys.stderr)
+            return status
+    return 0
+
+
+def _release(args: argparse.Namespace) -> int:
+    return _nbgrader_steps(args, ("generate_assignment", args.assignment, "--force"),
+                           ("release_assignment", args.assignment, "--force"))
+
+
+def _collect(args: argparse.Namespace) -> int:
+    return _nbgrader_steps(args, ("collect", args.assignment, "--update"))
+
+
+def _feedback(args: argparse.Namespace) -> int:
+    return _nbgrader_steps(args, ("generate_feedback", args.assignment, "--force"),
+                           ("release_feedback", args.assignment))
+
+
+def _export(args: argparse.Namespace) -> int:
+    try:
+        course = Course(args.course)
+        output = args.output or course.root / "grades.csv"
+        rows = export_csv(course, output)
+    except (CourseError, OSError) as error:
+        return _fail(error)
+    print(f"wrote {rows} students' grades to {output}")
+    return 0
+
+
+def _grade(args: argparse.Namespace) -> int:
+    from autograder.grading import run_grade
+
+    return run_grade(args)

@@ -1,0 +1,129 @@
+"""Where grades go: nbgrader's gradebook, and the journal that makes a grading run resumable.
+
+Each graded submission is committed in this order: its autograded notebooks (written to a
+temporary file, then renamed), its grades in nbgrader's gradebook (one transaction), and
+one line in the journal (appended and flushed to disk). A run that is killed at any point
+loses at most the submission in flight: on the next run, a journal line whose digest
+still matches the submission is taken as done (and its grades are written again if the
+gradebook disagrees), and anything else is graded again. Every write sets values, never
+adds to them, so doing one twice counts nothing twice.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import warnings
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Iterator
+
+from nbgrader.api import Gradebook, MissingEntry
+from sqlalchemy.exc import SAWarning
+
+from autograder.notebook import CellCheck, NotebookScore
+
+
+@dataclass
+class NotebookGrades:
+    """One notebook's results: the JSON report, and the gradebook's values by nbgrader cell id
+    (``auto_score`` of grade cells, ``None`` leaving a cell to manual grading; ``auto_comment``)."""
+
+    name: str
+    score: NotebookScore
+    grades: dict[str, float | None] = field(default_factory=dict)
+    comments: dict[str, str | None] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"name": self.name, "score": asdict(self.score), "grades": self.grades, "comments": self.comments}
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> "NotebookGrades":
+        score = dict(data["score"])
+        checks = [CellCheck(**check) for check in score.pop("checks")]
+        return cls(data["name"], NotebookScore(**score, checks=checks), data["grades"], data["comments"])
+
+
+class Journal:
+    """An append-only file of graded submissions: one JSON line each, the last line per student wins."""
+
+    def __init__(self, path: Path):
+        self.path = path
+
+    def entries(self) -> dict[str, dict[str, Any]]:
+        """The last complete entry per student (a line cut short by a crash is ignored)."""
+        found: dict[str, dict[str, Any]] = {}
+        if not self.path.exists():
+            return found
+        for line in self.path.read_text().splitlines():
+            try:
+                entry = json.loads(line)
+            except json.JSONDecodeError:
+                continue
+            found[entry["student"]] = entry
+        return found
+
+    def append(self, student: str, digest: str, notebooks: list[NotebookGrades]) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        line = json.dumps({"student": student, "digest": digest, "notebooks": [n.to_json() for n in notebooks]})
+        with open(self.path, "a") as journal:
+            journal.write(line + "\n")
+            journal.flush()
+            os.fsync(journal.fileno())
+
+
+class GradebookWriter:
+    """Writes a submission's grades into nbgrader's gradebook, as ``nbgrader autograde`` does."""
+
+    def __init__(self, db_url: str, course_id: str):
+        self._gradebook = Gradebook(db_url, course_id)
+        self._quiet = warnings.catch_warnings()
+
+    def __enter__(self) -> "GradebookWriter":
+        self._quiet.__enter__()
+        warnings.simplefilter("ignore", SAWarning)  # nbgrader's own session warnings, as under nbgrader autograde
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._gradebook.close()
+        self._quiet.__exit__(*exc)
+
+    def check_assignment(self, assignment: str) -> list[str]:
+        """The assignment's notebook names; ``LookupError`` when it was never generated."""
+        try:
+            return [notebook.name for notebook in self._gradebook.find_assignment(assignment).notebooks]
+        except MissingEntry:
+            raise LookupError(f"the gradebook has no assignment {assignment!r}: run `tfcourse release {assignment}` "
+                              "first") from None
+
+    def record(self, assignment: str, student: str, timestamp: str | None, notebooks: list[NotebookGrades]) -> None:
+        """Set the submission's automatic grades and comments, in one transaction."""
+        gradebook = self._gradebook
+        gradebook.update_or_create_student(student)
+        details = {"timestamp": timestamp} if timestamp else {}
+        gradebook.update_or_create_submission(assignment, student, **details)
+        try:
+            for notebook in notebooks:
+                for grade_id, score in notebook.grades.items():
+                    grade = gradebook.find_grade(grade_id, notebook.name, assignment, student)
+                    grade.auto_score = score
+                    grade.needs_manual_grade = score is None or grade.manual_score is not None
+                for grade_id, comment in notebook.comments.items():
+                    gradebook.find_comment(grade_id, notebook.name, assignment, student).auto_comment = comment
+            gradebook.db.commit()
+        except BaseException:
+            gradebook.db.rollback()
+            raise
+
+    def agrees(self, assignment: str, student: str, notebooks: list[NotebookGrades]) -> bool:
+        """Whether the gradebook holds exactly these automatic grades for the submission."""
+        try:
+            return all(self._gradebook.find_grade(grade_id, notebook.name, assignment, student).auto_score == score
+                       for notebook in notebooks for grade_id, score in notebook.grades.items())
+        except MissingEntry:
+            return False
+
+    def scores(self, assignment: str) -> Iterator[tuple[str, float]]:
+        """``(student, total score)`` of every submission of the assignment."""
+        for submission in self._gradebook.assignment_submissions(assignment):
+            yield submission.student_id, submission.score

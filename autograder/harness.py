@@ -1,0 +1,334 @@
+"""The learner's side of checking: run the learner's code on case inputs and collect its outputs.
+
+Two callers use it. ``check()`` in a notebook calls :func:`function_output` and
+:func:`module_output` directly. ``tfcourse grade`` runs :func:`serve` in a sandboxed child
+process: it executes the notebook's code cells in order and, where a graded cell stands,
+runs that exercise's cases, sending every output back as plain data (:mod:`autograder.wire`).
+
+This module imports torch, numpy and the engine's data-only modules, never the exercise
+specifications, the judge or the reference implementation, so a sandboxed process holds no
+expected output. Inside the sandbox the course's packages cannot be imported: a learner's
+``from tfcourse.attention import softmax`` binds a stand-in that raises when called.
+"""
+
+from __future__ import annotations
+
+import builtins
+import copy
+import importlib.abc
+import importlib.util
+import linecache
+import os
+import pickle
+import signal
+import sys
+import traceback
+import types
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any, Callable, Iterator
+
+import torch
+
+from autograder.forbidden import COURSE_PACKAGES, ForbiddenAPIUsed, forbidden_calls
+from autograder.mismatch import Mismatch
+from autograder.modules import gradients_by_name, load_weights_by_name
+from autograder.wire import dumps, write_frame
+
+MESSAGE_CHARS = 2000  # longest learner-made text (an exception message) sent back
+
+
+def clone(value: Any) -> Any:
+    """A deep copy of case inputs: each call gets its own, so code that changes its inputs in place
+    changes nothing another call (or the reference) sees."""
+    if isinstance(value, torch.Tensor):
+        return value.detach().clone()
+    return copy.deepcopy(value)
+
+
+@dataclass
+class Produced:
+    """What the learner's code gave for one case: its output (and a module's gradients), or why not."""
+
+    output: Any = None
+    gradients: dict[str, torch.Tensor] | None = None
+    failure: Mismatch | None = None
+
+
+def raised(error: BaseException) -> Mismatch:
+    """The message for code that raised instead of returning."""
+    if isinstance(error, NotImplementedError):
+        return Mismatch("raises", "not implemented yet: replace `raise NotImplementedError` with your solution.")
+    if isinstance(error, ForbiddenAPIUsed):
+        if error.api.split(".")[0] in COURSE_PACKAGES:
+            return Mismatch("forbidden", f"your code uses {error.api}: the course's own packages are not "
+                                         "available to graded code. Write the exercise yourself.")
+        return Mismatch("forbidden", f"your code calls {error.api}, which this exercise asks you to write yourself.")
+    if isinstance(error, SystemExit):
+        return Mismatch("raises", "your code called sys.exit() (or raised SystemExit); return a result instead.")
+    frames = traceback.extract_tb(error.__traceback__)
+    where = f" (line {frames[-1].lineno}: `{frames[-1].line}`)" if frames and frames[-1].line else ""
+    return Mismatch("raises", f"your code raised {type(error).__name__}: {error}{where}."[:MESSAGE_CHARS])
+
+
+def call_guarded(fn: Callable[[], Any], forbidden: tuple[str, ...]) -> tuple[Any, Mismatch | None]:
+    """``fn()`` with the forbidden APIs' tripwires set: its result, or the mismatch that explains its failure."""
+    try:
+        with forbidden_calls(forbidden) as called:
+            result = fn()
+    except Exception as error:  # the learner's code may raise anything; it becomes feedback
+        return None, raised(error)
+    if called:
+        return None, raised(ForbiddenAPIUsed(called[0]))
+    return result, None
+
+
+def function_output(fn: Callable, args: tuple, kwargs: dict, forbidden: tuple[str, ...]) -> Produced:
+    """``fn(*args, **kwargs)`` for a function exercise."""
+    output, failure = call_guarded(lambda: fn(*args, **kwargs), forbidden)
+    return Produced(output, failure=failure)
+
+
+def module_output(cls: Callable, init: tuple, weights: dict[str, torch.Tensor], args: tuple, kwargs: dict,
+                  device: torch.device, dtype: torch.dtype, forbidden: tuple[str, ...]) -> Produced:
+    """Build ``cls(*init)``, load ``weights`` by member name, run ``forward(*args, **kwargs)``,
+    and take the gradients of :func:`~autograder.modules.gradients_by_name`."""
+    module, failure = call_guarded(lambda: cls(*init), forbidden)
+    if failure is None:
+        module, failure = load_weights_by_name(module, weights, device, dtype)
+    if failure is None:
+        output, failure = call_guarded(lambda: module(*args, **kwargs), forbidden)
+    if failure:
+        return Produced(failure=failure)
+    try:
+        gradients = gradients_by_name(module, output)
+    except Exception:  # an output the judge will reject anyway; its report says why
+        gradients = None
+    return Produced(output, gradients)
+
+
+# --- the job a sandboxed process runs ----------------------------------------------------------------
+
+@dataclass
+class CaseInput:
+    """One case's inputs; ``weights`` is the reference's state dict for a module exercise."""
+
+    args: tuple
+    kwargs: dict
+    device: torch.device
+    dtype: torch.dtype
+    init: tuple = ()
+    weights: dict[str, torch.Tensor] | None = None
+
+
+@dataclass
+class Task:
+    """The cases of one exercise, run on the object the notebook binds to ``name``."""
+
+    name: str
+    kind: str
+    forbidden: tuple[str, ...]
+    cases: list[CaseInput]
+
+
+@dataclass
+class Job:
+    """The notebook's code cells and graded checks in order: each step is source text or a task index."""
+
+    steps: list[str | int]
+    tasks: list[Task]
+    seconds_per_call: float
+
+
+def on_device(tensor: torch.Tensor, device: str) -> torch.Tensor:
+    """Unpickling hook: jobs carry tensors on the CPU and name the device they belong on."""
+    return tensor.to(device)
+
+
+class Overtime(BaseException):
+    """A cell or a call ran past its time."""
+
+
+@contextmanager
+def deadline(seconds: float) -> Iterator[None]:
+    """Raise :class:`Overtime` inside the block once ``seconds`` of wall time have passed."""
+    def expire(signum: int, frame: Any) -> None:
+        raise Overtime
+
+    previous = signal.signal(signal.SIGALRM, expire)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+
+
+class _Reporter:
+    """Sends events to the trusted side as wire messages, one frame each."""
+
+    def __init__(self, fd: int):
+        self.fd = fd
+
+    def send(self, **event: Any) -> None:
+        try:
+            message = dumps(event)
+        except Exception as error:  # an output too big for the memory left, say
+            plain = {key: value for key, value in event.items() if key not in ("output", "gradients")}
+            message = dumps({**plain, "stage": "type", "message": f"the output could not be sent back as data "
+                                                                  f"({type(error).__name__}: {error})"[:MESSAGE_CHARS]})
+        write_frame(self.fd, message)
+
+
+def serve(job_fd: int, result_fd: int) -> None:
+    """Run the pickled :class:`Job` read from ``job_fd``, sending events to ``result_fd``.
+
+    Events: ``task`` (a check starts), ``case`` (one case's output and gradients, or its
+    failure's ``stage`` and ``message``), ``missing`` (the checked name is not defined), ``done``.
+    """
+    chunks = []
+    while chunk := os.read(job_fd, 1 << 20):
+        chunks.append(chunk)
+    job: Job = pickle.loads(b"".join(chunks))
+    reporter = _Reporter(result_fd)
+    namespace = _learner_namespace()
+    _block_course_packages()
+    errors: list[str] = []
+    for index, step in enumerate(job.steps):
+        if isinstance(step, str):
+            error = _execute(step, index, namespace, job.seconds_per_call)
+            if error:
+                errors.append(error)
+        else:
+            _run_task(job, step, namespace, errors, reporter)
+    reporter.send(event="done")
+
+
+def _execute(source: str, index: int, namespace: dict, seconds: float) -> str | None:
+    """Run one code cell; a one-line description of its error, if any."""
+    filename = f"<cell {index}>"
+    linecache.cache[filename] = (len(source), None, source.splitlines(True), filename)
+    try:
+        with deadline(seconds):
+            exec(compile(source, filename, "exec"), namespace)
+    except Overtime:
+        return f"cell {index} ran longer than {seconds:g} s and was stopped"
+    except BaseException as error:  # the learner's cell may raise anything, SystemExit included
+        return f"cell {index}: {raised(error).message}"
+    return None
+
+
+def _run_task(job: Job, index: int, namespace: dict, errors: list[str], reporter: _Reporter) -> None:
+    task = job.tasks[index]
+    reporter.send(event="task", task=index)
+    target = namespace.get(task.name)
+    if target is None:
+        cause = f" An earlier cell failed: {errors[-1]}" if errors else ""
+        failure = Mismatch("raises", f"{task.name} is not defined when its check runs. Define it in the cell "
+                                     f"above the check and keep its name.{cause}"[:MESSAGE_CHARS])
+        reporter.send(event="missing", task=index, stage=failure.stage, message=failure.message)
+        return
+    timed_out = None
+    for number, case in enumerate(task.cases):
+        produced = timed_out or _produce(task, target, case, job.seconds_per_call)
+        if produced.failure and produced.failure.stage == "timeout":
+            timed_out = Produced(failure=Mismatch("timeout", "not run: an earlier case of this check ran out of time."))
+        if produced.failure:
+            reporter.send(event="case", task=index, case=number, stage=produced.failure.stage,
+                          message=produced.failure.message)
+        else:
+            reporter.send(event="case", task=index, case=number, output=produced.output,
+                          gradients=produced.gradients)
+
+
+def _produce(task: Task, target: Any, case: CaseInput, seconds: float) -> Produced:
+    try:
+        with deadline(seconds):
+            if task.kind == "module":
+                return module_output(target, case.init, case.weights, clone(case.args), clone(case.kwargs),
+                                     case.device, case.dtype, task.forbidden)
+            return function_output(target, clone(case.args), clone(case.kwargs), task.forbidden)
+    except Overtime:
+        return Produced(failure=Mismatch("timeout", f"your code ran longer than {seconds:g} s on this case and "
+                                                    "was stopped. Look for a loop that never ends."))
+    except BaseException as error:  # SystemExit, KeyboardInterrupt and the like from the learner's code
+        return Produced(failure=raised(error))
+
+
+# --- what the learner's code sees inside the sandbox ----------------------------------------------
+
+def _learner_namespace() -> dict[str, Any]:
+    """A notebook's globals, with stand-ins for what IPython provides."""
+    shell = _Inert("get_ipython()")
+    return {"__name__": "__main__", "__builtins__": builtins, "get_ipython": lambda: shell,
+            "display": _Inert("display")}
+
+
+class _Inert:
+    """IPython's shell and display: calls do nothing while grading (magics and ``!`` commands included)."""
+
+    def __init__(self, name: str):
+        self._name = name
+
+    def __call__(self, *args: Any, **kwargs: Any) -> None:
+        return None
+
+    def __getattr__(self, name: str) -> "_Inert":
+        return _Inert(f"{self._name}.{name}")
+
+
+class _Unavailable(types.ModuleType):
+    """A course package inside the sandbox: every attribute is a :class:`_Forbidden` stand-in."""
+
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("__"):
+            raise AttributeError(name)
+        return _Forbidden(f"{self.__name__}.{name}")
+
+
+class _Forbidden:
+    """Stands for a course API: calling it, or subclassing it, raises :class:`ForbiddenAPIUsed`."""
+
+    def __init__(self, api: str):
+        self._api = api
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        raise ForbiddenAPIUsed(self._api)
+
+    def __getattr__(self, name: str) -> "_Forbidden":
+        if name.startswith("__"):
+            raise AttributeError(name)
+        return _Forbidden(f"{self._api}.{name}")
+
+    def __mro_entries__(self, bases: tuple) -> tuple:
+        raise ForbiddenAPIUsed(self._api)
+
+
+class _CoursePackages(importlib.abc.MetaPathFinder, importlib.abc.Loader):
+    """Import hook that answers every course module with an :class:`_Unavailable` one."""
+
+    def find_spec(self, fullname: str, path: Any = None, target: Any = None) -> Any:
+        if fullname.split(".")[0] not in COURSE_PACKAGES:
+            return None
+        return importlib.util.spec_from_loader(fullname, self, is_package=True)
+
+    def create_module(self, spec: Any) -> types.ModuleType:
+        return _Unavailable(spec.name)
+
+    def exec_module(self, module: types.ModuleType) -> None:
+        """Nothing to run: the module is a stand-in."""
+
+
+def _no_check(*args: Any, **kwargs: Any) -> None:
+    """``check()`` while grading: the grader runs every check itself, from the instructor's notebook."""
+
+
+def _block_course_packages() -> None:
+    """Course modules not yet loaded become stand-ins; ``from autograder import check`` gets a no-op."""
+    stub = types.ModuleType("autograder")
+    stub.check = _no_check
+    stub.__path__ = []
+    sys.modules["autograder"] = stub
+    for name in [n for n in sys.modules if n.split(".")[0] == "tfcourse"]:
+        del sys.modules[name]
+    sys.meta_path.insert(0, _CoursePackages())

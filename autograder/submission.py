@@ -1,0 +1,207 @@
+"""A learner's notebook, read as untrusted input: what to run, in which order, and what to hand back.
+
+A submission decides only the content of the cells learners may edit. The instructor's
+cells are found by their nbgrader ids; one the learner deleted is put back after the
+nearest instructor cell still present (as nbgrader's ``add_missing_cells`` does), a locked
+cell always runs as the instructor wrote it, and a graded cell's content is never read from
+the submission: its checks come from the :class:`~autograder.plan.NotebookPlan`.
+
+Before anything runs, each check's target is looked up in the learner's code: the last
+statement that binds its name (a ``def``, a ``class``, an assignment or an import) is
+scanned for the APIs the exercise forbids and for the course's packages, and a check whose
+target names them is rejected with that reason instead of being run.
+"""
+
+from __future__ import annotations
+
+import ast
+import copy
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterator
+
+import nbformat
+
+from autograder.forbidden import forbidden_use, scan_code
+from autograder.mismatch import Mismatch
+from autograder.plan import LOCKED, MANUAL, SOLUTION, TEST, NotebookPlan, python_source
+
+MAX_NOTEBOOK_BYTES = 32 << 20
+
+
+class UnreadableNotebook(ValueError):
+    """A submitted notebook that cannot be graded at all; the message says why."""
+
+
+def read_submission(path: Path) -> nbformat.NotebookNode:
+    """The submitted notebook at ``path``; :class:`UnreadableNotebook` when it is missing, too big or corrupt."""
+    if not path.is_file():
+        raise UnreadableNotebook(f"no notebook {path.name} was submitted")
+    if path.stat().st_size > MAX_NOTEBOOK_BYTES:
+        raise UnreadableNotebook(f"{path.name} is larger than {MAX_NOTEBOOK_BYTES >> 20} MiB; clear its outputs "
+                                 "and submit it again")
+    try:
+        notebook = nbformat.read(path, as_version=4)
+        if not isinstance(notebook.get("cells"), list):
+            raise ValueError("it has no list of cells")
+    except Exception as error:  # any corruption gets the same advice
+        raise UnreadableNotebook(f"{path.name} is not a readable notebook ({type(error).__name__}: "
+                                 f"{str(error)[:200]}). Restore it from the released assignment and copy your "
+                                 "solutions back in.") from None
+    return notebook
+
+
+@dataclass(frozen=True)
+class Placed:
+    """One cell of a submission as graded: the instructor's id it stands for (``None`` for a cell of
+    the learner's own) and the learner's cell (``None`` for an instructor cell put back)."""
+
+    grade_id: str | None
+    cell: Any
+
+
+def _text(cell: Any, key: str) -> str:
+    value = cell.get(key, "") if isinstance(cell, dict) else ""
+    return value if isinstance(value, str) else ""
+
+
+def _grade_id(cell: Any) -> str | None:
+    metadata = cell.get("metadata") if isinstance(cell, dict) else None
+    info = metadata.get("nbgrader") if isinstance(metadata, dict) else None
+    grade_id = info.get("grade_id") if isinstance(info, dict) else None
+    return grade_id if isinstance(grade_id, str) else None
+
+
+def align(plan: NotebookPlan, notebook: nbformat.NotebookNode) -> list[Placed]:
+    """The submission's cells in its order, each matched to the instructor cell whose id it carries
+    (the first carrier only), with deleted instructor cells put back."""
+    placed, seen = [], set()
+    for cell in notebook.cells:
+        grade_id = _grade_id(cell)
+        if grade_id in plan.cells and grade_id not in seen:
+            seen.add(grade_id)
+            placed.append(Placed(grade_id, cell))
+        else:
+            placed.append(Placed(None, cell))
+    for index, grade_id in enumerate(plan.order):
+        if grade_id in seen or plan.roles[grade_id] not in (LOCKED, TEST):
+            continue
+        before = [g for g in plan.order[:index] if g in seen]
+        position = next((i + 1 for i, p in enumerate(placed) if before and p.grade_id == before[-1]), 0)
+        placed.insert(position, Placed(grade_id, None))
+        seen.add(grade_id)
+    return placed
+
+
+@dataclass
+class Program:
+    """What the sandbox runs: code (source text) and checks (task indices) in notebook order,
+    and the checks the static scan rejected, with the reason."""
+
+    steps: list[str | int]
+    rejected: dict[int, Mismatch]
+
+
+def build_program(plan: NotebookPlan, notebook: nbformat.NotebookNode) -> Program:
+    """The steps for a submission, and its checks rejected by the static scan."""
+    steps: list[str | int] = []
+    rejected: dict[int, Mismatch] = {}
+    bindings: dict[str, str] = {}  # name -> the learner's statement that last bound it
+    for placed in align(plan, notebook):
+        role = plan.roles.get(placed.grade_id)
+        if role == TEST:
+            for task in plan.graded[placed.grade_id].tasks:
+                problem = _scan(plan, task, bindings)
+                if problem:
+                    rejected[task] = problem
+                elif task not in steps:
+                    steps.append(task)
+        elif role == LOCKED and plan.cells[placed.grade_id].cell_type == "code":
+            steps.append(python_source(plan.cells[placed.grade_id].source))
+            for name in _bound_names(steps[-1]):
+                bindings.pop(name, None)
+        elif _text(placed.cell, "cell_type") == "code" and role in (None, SOLUTION, MANUAL):
+            steps.append(python_source(_text(placed.cell, "source")))
+            bindings.update(_bound_names(steps[-1]))
+    return Program(steps, rejected)
+
+
+def _scan(plan: NotebookPlan, task: int, bindings: dict[str, str]) -> Mismatch | None:
+    target = plan.tasks[task]
+    named = scan_code(bindings[target.name], target.forbidden) if target.name in bindings else []
+    return forbidden_use(named) if named else None
+
+
+def _bound_names(source: str) -> dict[str, str]:
+    """Names bound at module level by ``source``, each with the source of the statement that binds it last."""
+    try:
+        tree = ast.parse(source)
+    except SyntaxError:
+        return {}
+    bound = {}
+    for statement in _module_level(tree.body):
+        for name in _targets(statement):
+            bound[name] = ast.get_source_segment(source, statement) or ""
+    return bound
+
+
+def _module_level(body: list[ast.stmt]) -> Iterator[ast.stmt]:
+    """Statements that run at module level: into ``if``/``for``/``try``/``with`` bodies, not into definitions."""
+    for statement in body:
+        yield statement
+        if isinstance(statement, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            continue
+        for field in ("body", "orelse", "finalbody"):
+            yield from _module_level(getattr(statement, field, []))
+        for handler in getattr(statement, "handlers", []):
+            yield from _module_level(handler.body)
+
+
+def _targets(statement: ast.stmt) -> list[str]:
+    if isinstance(statement, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+        return [statement.name]
+    if isinstance(statement, (ast.Import, ast.ImportFrom)):
+        return [(alias.asname or alias.name).split(".")[0] for alias in statement.names]
+    targets = {ast.Assign: lambda s: s.targets, ast.AnnAssign: lambda s: [s.target],
+               ast.AugAssign: lambda s: [s.target]}.get(type(statement), lambda s: [])(statement)
+    return [node.id for target in targets for node in ast.walk(target) if isinstance(node, ast.Name)]
+
+
+def autograded_notebook(plan: NotebookPlan, notebook: nbformat.NotebookNode,
+                        verdicts: dict[str, tuple[bool, str]]) -> nbformat.NotebookNode:
+    """The notebook nbgrader's feedback and formgrader read: the submission's cells with the instructor's
+    cells restored, outputs cleared, and each graded cell's output its verdict ``(passed, message)``."""
+    cells = []
+    for placed in align(plan, notebook):
+        if placed.grade_id is None:
+            cells.append(_learner_cell(placed.cell))
+            continue
+        role, released = plan.roles[placed.grade_id], plan.cells[placed.grade_id]
+        if role in (SOLUTION, MANUAL) and placed.cell is not None:
+            cell = _learner_cell(placed.cell)
+            cell.metadata["nbgrader"] = copy.deepcopy(released.metadata.nbgrader)
+        else:
+            cell = copy.deepcopy(released)
+            if cell.cell_type == "code":
+                cell.outputs, cell.execution_count = [], None
+        if placed.grade_id in verdicts:
+            cell.outputs = [_verdict_output(*verdicts[placed.grade_id])]
+        cells.append(cell)
+    return nbformat.v4.new_notebook(cells=cells, metadata=copy.deepcopy(plan.release.metadata))
+
+
+def _learner_cell(cell: Any) -> nbformat.NotebookNode:
+    """A clean copy of a learner's cell: its type and source, no outputs, no nbgrader claims."""
+    kind = _text(cell, "cell_type")
+    source = _text(cell, "source")
+    if kind == "code":
+        return nbformat.v4.new_code_cell(source)
+    if kind == "raw":
+        return nbformat.v4.new_raw_cell(source)
+    return nbformat.v4.new_markdown_cell(source)
+
+
+def _verdict_output(passed: bool, message: str) -> nbformat.NotebookNode:
+    if passed:
+        return nbformat.v4.new_output("stream", name="stdout", text=message + "\n")
+    return nbformat.v4.new_output("error", ename="AssertionError", evalue=message, traceback=message.splitlines())

@@ -1,0 +1,342 @@
+"""Training runs: the tasks ``tfcourse train`` knows, their settings, and what a run writes.
+
+A run trains one task's model (see ``TASKS``) and writes to its output folder::
+
+    checkpoint.pt   weights, optimiser and RNG states, and how to rebuild the model (resumable)
+    summary.json    settings, parameter count, throughput, final metrics, whether the target was met
+    loss.png        training loss and the task's metric against the step
+
+Each task states a target (say ``exact_match >= 0.99``) that its default settings reach.
+Started by ``torchrun``, the same run trains data-parallel over all processes.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import statistics
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Protocol
+
+import torch
+from matplotlib.axes import Axes
+from matplotlib.figure import Figure
+from matplotlib.ticker import FormatStrFormatter
+from torch import Tensor, nn
+
+from tfcourse.distributed import ProcessGroup, process_group
+from tfcourse.gpt_tasks import AdditionTask, LanguageModelTask, gpt_config, next_token_loss, tokenizer_state
+from tfcourse.inference import CHECKPOINT, model_from_spec
+from tfcourse.model import count_parameters
+from tfcourse.reasoning import TERMINATOR
+from tfcourse.tasks import Seq2SeqTask, exact_match, teacher_forcing_loss
+from tfcourse.training import TrainResult, train
+
+Batch = tuple[Tensor, ...]
+SUMMARY, LOSS_PLOT = "summary.json", "loss.png"
+
+
+def setting(default, help: str):
+    """A dataclass field with a help text (``tfcourse train --help`` shows it)."""
+    return field(default=default, metadata={"help": help})
+
+
+@dataclass
+class RunConfig:
+    """Every setting of a run. ``RunConfig.for_task`` fills in the task's own defaults."""
+
+    task: str
+    out: str = setting("", "output folder (default: runs/TASK)")
+    # optimisation
+    steps: int = setting(1000, "optimiser steps in all (a resumed run counts those already done)")
+    batch_size: int = setting(64, "examples per step, split over the processes of a distributed run")
+    lr: float = setting(3e-3, "peak learning rate")
+    schedule: str = setting("cosine", "learning-rate schedule after warm-up: cosine, noam or constant")
+    warmup: int | None = setting(None, "warm-up steps (default: 10%% of the steps)")
+    weight_decay: float = setting(0.01, "AdamW weight decay of weight matrices and embeddings")
+    grad_clip: float | None = setting(1.0, "clip the gradient norm to this (0: no clipping)")
+    label_smoothing: float = setting(0.0, "probability mass moved from the true token to all tokens")
+    amp: bool = setting(False, "mixed precision: bfloat16 (float16 with loss scaling on older GPUs)")
+    device: str | None = setting(None, "cpu or cuda (default: cuda when available)")
+    seed: int = setting(0, "seed of the initial weights and of the data")
+    # model size
+    d_model: int = setting(64, "width of the model")
+    n_layers: int = setting(2, "layers (of the encoder and of the decoder, for reverse and copy)")
+    n_heads: int = setting(4, "attention heads per layer")
+    d_ff: int | None = setting(None, "feed-forward width (default: 2 d_model for reverse/copy, 4 d_model for GPT)")
+    dropout: float = setting(0.0, "dropout probability")
+    # evaluation and checkpoints
+    eval_every: int | None = setting(None, "evaluate every N steps (default: 5 evaluations per run)")
+    checkpoint_every: int | None = setting(None, "checkpoint every N steps (default: with each evaluation)")
+    resume: bool = setting(False, "continue from the checkpoint in the output folder, if there is one")
+    # task options
+    seq_len: int = setting(8, "reverse, copy: symbols per sequence")
+    n_symbols: int = setting(10, "reverse, copy: distinct symbols")
+    digits: int = setting(3, "addition: train on numbers of 1..DIGITS digits")
+    test_digits: int | None = setting(None, "addition: evaluate on 1..TEST_DIGITS digits (default: DIGITS)")
+    tokenizer: str = setting("char", "lm: char or bpe")
+    vocab_size: int = setting(512, "lm with bpe: vocabulary size")
+    block_size: int = setting(64, "lm: context length in tokens")
+    corpus_chars: int | None = setting(200_000, "lm: characters of the corpus to use")
+
+    def __post_init__(self) -> None:
+        """Refuse settings no run can use, saying which and why."""
+        counts = ("steps", "batch_size", "d_model", "n_layers", "n_heads", "seq_len", "n_symbols", "digits",
+                  "block_size")
+        too_small = [f"{name}={getattr(self, name)}" for name in counts if getattr(self, name) < 1]
+        if too_small:
+            raise ValueError(f"{', '.join(too_small)}: these settings must be at least 1")
+        if self.d_model % self.n_heads:
+            raise ValueError(f"d_model={self.d_model} is not divisible by n_heads={self.n_heads}; "
+                             "each head needs d_model / n_heads dimensions")
+        for name in ("dropout", "label_smoothing"):
+            if not 0 <= getattr(self, name) < 1:
+                raise ValueError(f"{name}={getattr(self, name)} must be in [0, 1)")
+
+    @classmethod
+    def for_task(cls, task: str, **settings) -> RunConfig:
+        """The task's defaults, overridden by ``settings``; unknown tasks and settings are errors."""
+        if task not in TASKS:
+            raise ValueError(f"unknown task {task!r}; choose one of {', '.join(TASKS)}")
+        known = {f.name for f in fields(cls)}
+        unknown = set(settings) - known
+        if unknown:
+            raise ValueError(f"unknown settings {sorted(unknown)}; known: {sorted(known)}")
+        return cls(task=task, **TASKS[task].defaults | settings)
+
+    @property
+    def out_dir(self) -> Path:
+        return Path(self.out or f"runs/{self.task}")
+
+    @property
+    def evaluations_every(self) -> int:
+        return self.eval_every or max(1, self.steps // 5)
+
+
+class TrainingTask(Protocol):
+    """What a run needs from a task."""
+
+    def batch(self, batch_size: int, seed: int) -> Batch: ...
+
+    def loss(self, model: nn.Module, batch: Batch, smoothing: float) -> Tensor: ...
+
+    def evaluate(self, model: nn.Module) -> dict[str, float]: ...
+
+    def model_spec(self, config: RunConfig) -> dict:
+        """Plain values from which ``inference.model_from_spec`` builds the (untrained) model."""
+        ...
+
+    def codec(self) -> dict:
+        """Plain values from which ``inference`` turns prompts into ids and ids into text."""
+        ...
+
+
+@dataclass(frozen=True)
+class Target:
+    """A run succeeds when ``metric`` reaches ``threshold`` (from above when ``lower_is_better``)."""
+
+    metric: str
+    threshold: float
+    lower_is_better: bool = False
+
+    def met_by(self, metrics: dict[str, float]) -> bool:
+        value = metrics[self.metric]
+        return value <= self.threshold if self.lower_is_better else value >= self.threshold
+
+    def __str__(self) -> str:
+        return f"{self.metric} {'<=' if self.lower_is_better else '>='} {self.threshold}"
+
+
+# ------------------------------------------------------------------ the tasks
+
+
+@dataclass
+class SymbolTask:
+    """Reversal or copying with the encoder-decoder ``Transformer`` (see :mod:`tfcourse.tasks`)."""
+
+    task: Seq2SeqTask
+    n_eval: int = 1000
+
+    def batch(self, batch_size: int, seed: int) -> Batch:
+        return self.task.batch(batch_size, torch.Generator().manual_seed(seed))
+
+    def loss(self, model: nn.Module, batch: Batch, smoothing: float) -> Tensor:
+        return teacher_forcing_loss(model, batch, smoothing)
+
+    def evaluate(self, model: nn.Module) -> dict[str, float]:
+        return {"exact_match": exact_match(model, self.task, n=self.n_eval)}
+
+    def model_spec(self, config: RunConfig) -> dict:
+        vocab = self.task.vocab_size
+        return {"kind": "transformer", "src_vocab": vocab, "tgt_vocab": vocab, "d_model": config.d_model,
+                "n_heads": config.n_heads, "n_layers": config.n_layers, "d_ff": config.d_ff or 2 * config.d_model,
+                "dropout": config.dropout, "norm_first": True, "max_len": self.task.seq_len + 2, "fused": True}
+
+    def codec(self) -> dict:
+        return {"kind": "symbols", "n_symbols": self.task.n_symbols, "seq_len": self.task.seq_len}
+
+
+@dataclass
+class TextTask:
+    """A decoder-only task (addition or language modelling) trained with :func:`next_token_loss`."""
+
+    task: AdditionTask | LanguageModelTask
+    stop: str | None = None  # the text that ends an answer, if any
+
+    def batch(self, batch_size: int, seed: int) -> Batch:
+        return self.task.batch(batch_size, seed)
+
+    def loss(self, model: nn.Module, batch: Batch, smoothing: float) -> Tensor:
+        return next_token_loss(model, batch, smoothing)
+
+    def evaluate(self, model: nn.Module) -> dict[str, float]:
+        return self.task.evaluate(model)
+
+    def model_spec(self, config: RunConfig) -> dict:
+        sizes = gpt_config(self.task, config.d_model, config.n_layers, config.n_heads, config.d_ff, config.dropout)
+        return {"kind": "gpt", **asdict(sizes)}
+
+    def codec(self) -> dict:
+        return {"kind": "text", "tokenizer": tokenizer_state(self.task.tokenizer), "stop": self.stop}
+
+
+def _symbol_task(name: str) -> Callable[[RunConfig], TrainingTask]:
+    return lambda config: SymbolTask(Seq2SeqTask(name, config.seq_len, config.n_symbols))
+
+
+def _addition_task(chain_of_thought: bool) -> Callable[[RunConfig], TrainingTask]:
+    def build(config: RunConfig) -> TrainingTask:
+        train_digits = tuple(range(1, config.digits + 1))
+        test_digits = tuple(range(1, (config.test_digits or config.digits) + 1))
+        return TextTask(AdditionTask(chain_of_thought, train_digits, test_digits), stop=TERMINATOR)
+
+    return build
+
+
+def _language_model_task(config: RunConfig) -> TrainingTask:
+    task = LanguageModelTask.from_corpus(config.tokenizer, config.vocab_size, config.corpus_chars, config.block_size)
+    return TextTask(task)
+
+
+@dataclass(frozen=True)
+class TaskInfo:
+    """A task of ``tfcourse train``: how to build it, its default settings and its target."""
+
+    description: str
+    build: Callable[[RunConfig], TrainingTask]
+    target: Target
+    defaults: dict = field(default_factory=dict)
+
+
+TASKS: dict[str, TaskInfo] = {
+    "reverse": TaskInfo("reverse a sequence of symbols (encoder-decoder)", _symbol_task("reverse"),
+                        Target("exact_match", 0.99), dict(steps=800, lr=3e-3)),
+    "copy": TaskInfo("copy a sequence of symbols (encoder-decoder)", _symbol_task("copy"),
+                     Target("exact_match", 0.99), dict(steps=600, lr=3e-3)),
+    "addition": TaskInfo("multi-digit addition, answer directly (GPT)", _addition_task(False),
+                         Target("accuracy", 0.9), dict(steps=1500, lr=3e-3, digits=2)),
+    "addition-cot": TaskInfo("multi-digit addition with a chain-of-thought scratchpad (GPT)", _addition_task(True),
+                             Target("accuracy", 0.95), dict(steps=600, lr=1e-2, digits=3)),
+    "lm": TaskInfo("character or BPE language model on the offline corpus (GPT)", _language_model_task,
+                   Target("nats_per_char", 2.1, lower_is_better=True),
+                   dict(steps=800, lr=6e-3, batch_size=32, block_size=64)),
+}
+
+
+# ------------------------------------------------------------------- the run
+
+
+def batch_seed(seed: int, step: int) -> int:
+    """The seed of the batch for the 0-based ``step`` of a run with ``seed``."""
+    return seed * 1_000_003 + step
+
+
+def run_training(config: RunConfig, progress: bool = True) -> dict | None:
+    """Train ``config.task``, write checkpoint, summary and loss plot; return the summary.
+
+    With ``config.resume`` an existing checkpoint in ``config.out_dir`` is continued
+    exactly where it stopped. Under ``torchrun`` all processes train together; rank 0
+    writes the outputs and returns the summary, the other ranks return ``None``.
+    """
+    info = TASKS[config.task]
+    task = info.build(config)
+    with process_group(config.device) as group:
+        torch.manual_seed(config.seed)
+        model = model_from_spec(task.model_spec(config)).to(group.device)
+        result = _train(config, task, group, model, progress and group.is_main)
+        if not group.is_main:
+            return None
+        summary = make_summary(config, info.target, model, result, group)
+        write_outputs(config.out_dir, summary, result)
+    return summary
+
+
+def _train(config: RunConfig, task: TrainingTask, group: ProcessGroup, model: nn.Module,
+           progress: bool) -> TrainResult:
+    def next_batch(step: int) -> Batch:
+        return task.batch(config.batch_size, batch_seed(config.seed, step))
+
+    metadata = {"config": asdict(config), "model": task.model_spec(config), "codec": task.codec()}
+    return train(
+        group.wrap(model), group.shard(next_batch), lambda m, batch: task.loss(m, batch, config.label_smoothing),
+        steps=config.steps, lr=config.lr, schedule=config.schedule, warmup=config.warmup,
+        weight_decay=config.weight_decay, grad_clip=config.grad_clip, device=group.device, amp=config.amp,
+        eval_fn=task.evaluate, eval_every=config.evaluations_every,
+        checkpoint=config.out_dir / CHECKPOINT, checkpoint_every=config.checkpoint_every or config.evaluations_every,
+        resume=config.resume, progress=progress, metadata=metadata,
+    )
+
+
+def make_summary(config: RunConfig, target: Target, model: nn.Module, result: TrainResult,
+                 group: ProcessGroup) -> dict:
+    """The JSON summary of a finished run."""
+    final = {key: value for key, value in result.evals[-1].items() if key != "step"}
+    throughput = [record["tokens_per_s"] for record in result.history[1:]]  # step 1 includes warm-up
+    return {
+        "task": config.task,
+        "out": str(config.out_dir),
+        "parameters": count_parameters(model),
+        "device": str(group.device),
+        "processes": group.world_size,
+        "steps": result.steps,
+        "seconds": result.seconds,
+        "tokens_per_s": statistics.median(throughput) if throughput else math.nan,
+        "final_loss": result.final_loss,
+        "metrics": final,
+        "target": str(target),
+        "target_met": target.met_by(final),
+        "evals": result.evals,
+        "config": asdict(config),
+    }
+
+
+def write_outputs(out_dir: Path, summary: dict, result: TrainResult) -> None:
+    """``summary.json`` and ``loss.png`` beside the checkpoint."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / SUMMARY).write_text(json.dumps(summary, indent=2) + "\n")
+    plot_history(result, summary["target"]).savefig(out_dir / LOSS_PLOT, dpi=120, bbox_inches="tight")
+
+
+def plain_log_ticks(axes: Axes) -> None:
+    """Label a logarithmic y axis with plain decimals (2.50) instead of powers (2.5 x 10^0)."""
+    axes.yaxis.set_major_formatter(FormatStrFormatter("%.2f"))
+    axes.yaxis.set_minor_formatter(FormatStrFormatter("%.2f"))
+
+
+def plot_history(result: TrainResult, title: str = "") -> Figure:
+    """Training loss (log scale) and every evaluated metric against the step."""
+    figure = Figure(figsize=(10, 4))
+    loss_axes, metric_axes = figure.subplots(1, 2)
+    loss_axes.plot([r["step"] for r in result.history], [r["loss"] for r in result.history], linewidth=1)
+    loss_axes.set(xlabel="step", ylabel="training loss", yscale="log", title="loss")
+    plain_log_ticks(loss_axes)
+    steps = [entry["step"] for entry in result.evals]
+    metric_names = [key for key in result.evals[0] if key != "step"] if result.evals else []
+    for name in metric_names:
+        metric_axes.plot(steps, [entry[name] for entry in result.evals], marker="o", label=name)
+    metric_axes.set(xlabel="step", title=f"evaluation (target: {title})" if title else "evaluation")
+    metric_axes.legend(fontsize="small")
+    figure.tight_layout()
+    return figure
