@@ -1,7 +1,7 @@
 """The experiments of lesson 7: chain of thought, self-consistency and a scaling law.
 
 Each experiment trains small GPTs on this machine and returns a JSON-serialisable dict.
-The defaults finish in well under a minute on one CPU core; ``FULL`` holds larger
+The defaults finish in under a minute on one CPU core; ``FULL`` holds larger
 settings for a GPU (``tfcourse experiment NAME --full``). ``plot_*`` draws a result.
 
 - :func:`chain_of_thought`: the same model trained to answer ``a+b=`` directly or after a
