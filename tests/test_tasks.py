@@ -27,3 +27,13 @@ def test_encoder_decoder_learns_reversal_on_cpu():
     model, result = train_seq2seq(task, steps=500, progress=False, device="cpu")
     assert result.evals[-1]["exact_match"] >= 0.95
     assert exact_match(model, task, n=1000, seed=2024) >= 0.95
+
+
+def test_a_model_that_emits_eos_at_once_scores_zero():
+    """Greedy decoding stops when every row has emitted EOS; exact match still compares whole targets."""
+    task = Seq2SeqTask("reverse", seq_len=6, n_symbols=5)
+    model, _ = train_seq2seq(task, steps=1, progress=False, device="cpu")
+    with torch.no_grad():
+        model.lm_head.bias.fill_(-1e4)
+        model.lm_head.bias[EOS_ID] = 1e4
+    assert exact_match(model, task, n=50) == 0.0

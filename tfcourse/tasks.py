@@ -54,6 +54,7 @@ def exact_match(model: Transformer, task: Seq2SeqTask, n: int = 500, seed: int =
     src, tgt = task.batch(n, torch.Generator().manual_seed(seed), device)
     start = torch.full((n, 1), BOS_ID, dtype=torch.long, device=device)
     decoded = greedy_decode(seq2seq_step(model, src), start, tgt.size(1) - 1, eos_id=EOS_ID)
+    decoded = F.pad(decoded, (0, tgt.size(1) - decoded.size(1)), value=EOS_ID)  # every row stopped early
     return (decoded == tgt).all(dim=1).float().mean().item()
 
 
