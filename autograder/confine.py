@@ -192,7 +192,25 @@ def _private_file_systems(hidden: list[str], scratch_bytes: int) -> None:
             _mount("tmpfs", path, "tmpfs", MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC, "size=4k,mode=000")
     for path in PRIVATE_DIRS:
         if os.path.isdir(path):
-            _mount("tmpfs", path, "tmpfs", MS_NOSUID | MS_NODEV, f"size={scratch_bytes},mode=1777")
+            _fresh_keeping_code(Path(path), scratch_bytes)
+
+
+def _fresh_keeping_code(directory: Path, scratch_bytes: int) -> None:
+    """Cover ``directory`` with a fresh, empty file system, except for the code this Python
+    runs from (a virtual environment or a checkout under ``/tmp``, say), bound back in place
+    with the paths hidden inside it still hidden."""
+    code = [Path(path) for path in (*python_paths(), str(Path(__file__).resolve().parent.parent))]
+    inside = {path for path in code if path.is_relative_to(directory) and path != directory}
+    outermost = [path for path in inside if not any(path.is_relative_to(other) and path != other for other in inside)]
+    handles = {path: os.open(path, os.O_PATH) for path in outermost}
+    try:
+        _mount("tmpfs", str(directory), "tmpfs", MS_NOSUID | MS_NODEV, f"size={scratch_bytes},mode=1777")
+        for path, handle in handles.items():
+            path.mkdir(parents=True, exist_ok=True)
+            _mount(f"/proc/self/fd/{handle}", str(path), None, MS_BIND | MS_REC)
+    finally:
+        for handle in handles.values():
+            os.close(handle)
 
 
 def confine(isolation: Isolation, limits: Limits, workdir: Path, processes_before: int) -> None:
