@@ -94,15 +94,17 @@ def seq2seq_step(model: nn.Module, src: Tensor, src_mask: Tensor | None = None) 
 
 
 @torch.no_grad()
-def greedy_decode(step: StepLogits, prefix: Tensor, max_new_tokens: int, eos_id: int | None = None) -> Tensor:
-    """Append the arg-max token ``max_new_tokens`` times (or until every row has emitted EOS).
+def decode_tokens(step: StepLogits, prefix: Tensor, max_new_tokens: int, pick: Callable[[Tensor], Tensor],
+                  eos_id: int | None = None) -> Tensor:
+    """Append ``pick(logits)`` ``max_new_tokens`` times (or until every row has emitted EOS).
 
+    ``pick`` maps the next-token logits ``(batch, vocab)`` to token ids ``(batch,)``.
     ``prefix``: ``(batch, t)`` -> ``(batch, t + n)``; rows that finished early are padded with EOS.
     """
     ids = prefix
     done = torch.zeros(ids.size(0), dtype=torch.bool, device=ids.device)
     for _ in range(max_new_tokens):
-        next_id = step(ids).argmax(dim=-1)
+        next_id = pick(step(ids))
         if eos_id is not None:
             next_id = next_id.masked_fill(done, eos_id)
             done |= next_id == eos_id
@@ -110,6 +112,14 @@ def greedy_decode(step: StepLogits, prefix: Tensor, max_new_tokens: int, eos_id:
         if done.all():
             break
     return ids
+
+
+def greedy_decode(step: StepLogits, prefix: Tensor, max_new_tokens: int, eos_id: int | None = None) -> Tensor:
+    """Append the arg-max token ``max_new_tokens`` times (or until every row has emitted EOS).
+
+    ``prefix``: ``(batch, t)`` -> ``(batch, t + n)``; rows that finished early are padded with EOS.
+    """
+    return decode_tokens(step, prefix, max_new_tokens, lambda logits: logits.argmax(dim=-1), eos_id)
 
 
 @torch.no_grad()

@@ -22,7 +22,7 @@ import torch
 from torch import Tensor, nn
 
 from tfcourse.data import BOS_ID, EOS_ID, FIRST_SYMBOL_ID
-from tfcourse.generation import StepLogits, beam_search, greedy_decode, sample_next, seq2seq_step
+from tfcourse.generation import StepLogits, beam_search, decode_tokens, greedy_decode, sample_next, seq2seq_step
 from tfcourse.gpt_tasks import Tokenizer, tokenizer_from_state
 from tfcourse.model import GPT, GPTConfig, Transformer
 
@@ -145,24 +145,14 @@ def codec_from_spec(spec: dict) -> SymbolCodec | TextCodec:
     return TextCodec(tokenizer_from_state(spec["tokenizer"]), spec["stop"])
 
 
-@torch.no_grad()
 def sample_decode(step: StepLogits, prefix: Tensor, max_new_tokens: int, eos_id: int | None = None,
                   generator: torch.Generator | None = None, **sampling) -> Tensor:
     """Like :func:`~tfcourse.generation.greedy_decode`, but each token drawn with :func:`sample_next`.
 
     ``prefix``: ``(batch, t)`` -> ``(batch, t + n)``; rows that finished early are padded with EOS.
     """
-    ids = prefix
-    done = torch.zeros(ids.size(0), dtype=torch.bool, device=ids.device)
-    for _ in range(max_new_tokens):
-        next_id = sample_next(step(ids), generator=generator, **sampling)
-        if eos_id is not None:
-            next_id = next_id.masked_fill(done, eos_id)
-            done |= next_id == eos_id
-        ids = torch.cat([ids, next_id[:, None]], dim=1)
-        if done.all():
-            break
-    return ids
+    return decode_tokens(step, prefix, max_new_tokens,
+                         lambda logits: sample_next(logits, generator=generator, **sampling), eos_id)
 
 
 def decode(prepared: Prepared, decoding: Decoding) -> list[list[int]]:
