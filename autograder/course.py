@@ -121,6 +121,17 @@ class Course:
             shutil.copytree(folder, target, symlinks=True, dirs_exist_ok=True,
                             ignore=shutil.ignore_patterns("*.ipynb", ".ipynb_checkpoints"))
 
+    def feedback_folder(self, student: str, assignment: str) -> Path:
+        return self._path(self.directory.feedback_directory, student, assignment)
+
+    def feedback_without_exchange(self, assignment: str) -> list[str]:
+        """Students whose feedback nbgrader cannot release: their submission did not come through the
+        exchange, so it has no ``timestamp.txt`` and ``submission_secret.txt`` to address the feedback by."""
+        folders = self.feedback_folder("*", assignment)
+        return sorted(folder.parent.name for folder in folders.parent.parent.glob(f"*/{folders.name}")
+                      if folder.is_dir() and not all((folder / name).is_file()
+                                                     for name in ("timestamp.txt", "submission_secret.txt")))
+
     def journal_path(self, assignment: str) -> Path:
         return self.root / ".tfcourse" / f"{assignment}.journal.jsonl"
 
@@ -290,8 +301,19 @@ def _collect(args: argparse.Namespace) -> int:
 
 
 def _feedback(args: argparse.Namespace) -> int:
-    return _nbgrader_steps(args, ("generate_feedback", args.assignment, "--force"),
-                           ("release_feedback", args.assignment))
+    """Generate every student's feedback, then release what nbgrader's exchange can deliver."""
+    status = _nbgrader_steps(args, ("generate_feedback", args.assignment, "--force"))
+    if status:
+        return status
+    course = Course(args.course)
+    unreleasable = course.feedback_without_exchange(args.assignment)
+    if unreleasable:
+        folder = course.feedback_folder("STUDENT", args.assignment)
+        print(f"note: {len(unreleasable)} submission(s) did not come through nbgrader's exchange "
+              f"({', '.join(unreleasable)}), so their feedback cannot be released to it; it is in {folder} "
+              "for you to send.", file=sys.stderr)
+    exclude = f"--CourseDirectory.student_id_exclude={','.join(unreleasable)}"
+    return _nbgrader_steps(args, ("release_feedback", args.assignment, *([exclude] if unreleasable else [])))
 
 
 def _export(args: argparse.Namespace) -> int:

@@ -229,19 +229,30 @@ def test_the_workflow_from_init_to_export_runs_on_nbgrader(tmp_path):
     nbformat.write(solved(course, {"softmax"}), student_home / LESSON / f"{LESSON}.ipynb")
     student("submit", LESSON)
     assert tfcourse("collect", LESSON, "--course", course).returncode == 0
+    by_hand = course / "submitted" / "by-hand" / LESSON  # e.g. downloaded from a learning platform
+    by_hand.mkdir(parents=True)
+    nbformat.write(solved(course, {"softmax", "attention_scores"}), by_hand / f"{LESSON}.ipynb")
     graded = tfcourse("grade", LESSON, "--course", course, "--json")
     assert graded.returncode == 0, graded.stderr
-    (report,) = json_reports(graded.stdout).values()
+    reports = json_reports(graded.stdout)
+    (fetched,) = set(reports) - {"by-hand"}
+    report = reports[fetched]
     assert set(report) == {"student", "assignment", "score", "max_score", "checks"}
     assert report["score"] == 2.0 and report["max_score"] == 9.0
-    assert gradebook_scores(course) == {report["student"]: 2.0}
-    assert tfcourse("feedback", LESSON, "--course", course).returncode == 0
-    (feedback,) = (course / "feedback").glob(f"*/{LESSON}/{LESSON}.html")
-    html = feedback.read_text()
+    assert gradebook_scores(course) == {fetched: 2.0, "by-hand": 3.0}
+    feedback = tfcourse("feedback", LESSON, "--course", course)
+    assert feedback.returncode == 0, feedback.stderr
+    assert "(by-hand)" in feedback.stderr and "cannot be released" in feedback.stderr
+    html = (course / "feedback" / fetched / LESSON / f"{LESSON}.html").read_text()
     assert "not implemented yet" in html and "HIDDEN TESTS" not in html and "hidden=True" not in html
+    assert (course / "feedback" / "by-hand" / LESSON / f"{LESSON}.html").is_file()
+    student("fetch_feedback", LESSON)
+    (released_feedback,) = student_home.glob(f"{LESSON}/feedback/*/{LESSON}.html")
+    assert released_feedback.read_text() == html
     assert tfcourse("export", "--course", course).returncode == 0
     rows = (course / "grades.csv").read_text().splitlines()
-    assert rows[0].startswith("student_id,") and LESSON in rows[0] and rows[1].split(",")[4] == "2"
+    assert rows[0].startswith("student_id,") and LESSON in rows[0]
+    assert {row.split(",")[0]: row.split(",")[4] for row in rows[1:]} == {fetched: "2", "by-hand": "3"}
 
 
 WRONG_SCORES = "def attention_scores(q, k):\n    return q @ k.transpose(-2, -1)"
