@@ -47,3 +47,14 @@ def test_release_reads_leading_numbers():
     assert doctor.release("2.13.0+cpu") == (2, 13, 0)
     assert doctor.release("1.0.4.post1") == (1, 0, 4)
     assert doctor.release("2.5.0rc1") >= doctor.release("2.5")
+
+
+@pytest.mark.parametrize("cuda_build, fix", [(None, doctor.TORCH_CUDA_FIX), ("12.8", doctor.DRIVER_FIX)])
+def test_no_gpu_gets_the_fix_for_its_cause(monkeypatch, cuda_build, fix):
+    import torch
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.setattr(torch.version, "cuda", cuda_build)
+    (result,) = doctor.check_cuda()
+    assert result.status == "missing" and result.fix == fix
+    assert ("CPU-only" in result.detail) == (cuda_build is None)

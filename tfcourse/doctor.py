@@ -21,7 +21,10 @@ OK, MISSING, NOT_USABLE = "OK", "missing", "not usable"
 MIN_PYTHON = "3.10"
 TORCH_VERSION = "2.13.0"
 TORCH_CPU_FIX = f"pip install torch=={TORCH_VERSION} --index-url https://download.pytorch.org/whl/cpu"
-TORCH_CUDA_FIX = f"pip install torch=={TORCH_VERSION}"
+# PyPI's Linux wheels of torch are CUDA builds; --force-reinstall replaces an installed CPU-only build
+# (whose version, 2.13.0+cpu, already satisfies ==2.13.0).
+TORCH_CUDA_FIX = f"pip install --force-reinstall torch=={TORCH_VERSION}"
+DRIVER_FIX = "nvidia-smi (no output: install or update the NVIDIA driver)"
 PYTHON_FIX = "uv venv --python 3.11 --seed .venv && . .venv/bin/activate && pip install -e ."
 KERNEL_FIX = "pip install ipykernel && python -m ipykernel install --user --name python3"
 
@@ -63,8 +66,8 @@ PACKAGES = [
     PackageRequirement("torch", REQUIRED, minimum="2.5", fix=TORCH_CPU_FIX),
     PackageRequirement("numpy", REQUIRED, minimum="1.24"),
     PackageRequirement("tqdm", REQUIRED, minimum="4.60"),
+    PackageRequirement("matplotlib", REQUIRED, minimum="3.7"),
     PackageRequirement("jupyter-book", "book"),
-    PackageRequirement("matplotlib", "book"),
     PackageRequirement("ipywidgets", "book"),
     PackageRequirement("nbgrader", "grading"),
     PackageRequirement("nbformat", "grading"),
@@ -130,8 +133,11 @@ def check_cuda() -> list[CheckResult]:
     import torch
 
     if not torch.cuda.is_available():
-        build = f"CUDA {torch.version.cuda} build, no device found" if torch.version.cuda else "CPU-only torch build"
-        return [CheckResult("cuda", "gpu", MISSING, f"{build} (every lesson also runs on CPU)", TORCH_CUDA_FIX)]
+        if torch.version.cuda:
+            build, fix = f"CUDA {torch.version.cuda} build, no device found", DRIVER_FIX
+        else:
+            build, fix = "CPU-only torch build", TORCH_CUDA_FIX
+        return [CheckResult("cuda", "gpu", MISSING, f"{build} (every lesson also runs on CPU)", fix)]
     devices = [f"cuda:{index}" for index in range(torch.cuda.device_count())]
     labels = [f"{torch.cuda.get_device_name(device)}, CUDA {torch.version.cuda}" for device in devices]
     return [device_result(device, label, TORCH_CUDA_FIX) for device, label in zip(devices, labels)]
