@@ -98,11 +98,15 @@ class Course:
             raise CourseError(f"{path} does not exist: run `tfcourse release {assignment} --course {self.root}`")
         return path
 
-    def submissions(self, assignment: str) -> list[tuple[str, Path]]:
-        """``(student, folder)`` for each submission collected into the course, by student id."""
-        folders = self._path(self.directory.submitted_directory, "*", assignment)
+    def _student_folders(self, step: str, assignment: str) -> list[tuple[str, Path]]:
+        """``(student, folder)`` for each student's folder of ``assignment`` in ``step``, by student id."""
+        folders = self._path(step, "*", assignment)
         return sorted((folder.parent.name, folder) for folder in folders.parent.parent.glob(f"*/{folders.name}")
                       if folder.is_dir() and not folder.parent.name.startswith("."))
+
+    def submissions(self, assignment: str) -> list[tuple[str, Path]]:
+        """``(student, folder)`` for each submission collected into the course, by student id."""
+        return self._student_folders(self.directory.submitted_directory, assignment)
 
     def autograded_notebook(self, student: str, assignment: str, name: str) -> Path:
         return self._path(self.directory.autograded_directory, student, assignment) / f"{name}.ipynb"
@@ -127,10 +131,8 @@ class Course:
     def feedback_without_exchange(self, assignment: str) -> list[str]:
         """Students whose feedback nbgrader cannot release: their submission did not come through the
         exchange, so it has no ``timestamp.txt`` and ``submission_secret.txt`` to address the feedback by."""
-        folders = self.feedback_folder("*", assignment)
-        return sorted(folder.parent.name for folder in folders.parent.parent.glob(f"*/{folders.name}")
-                      if folder.is_dir() and not all((folder / name).is_file()
-                                                     for name in ("timestamp.txt", "submission_secret.txt")))
+        return [student for student, folder in self._student_folders(self.directory.feedback_directory, assignment)
+                if not all((folder / name).is_file() for name in ("timestamp.txt", "submission_secret.txt"))]
 
     def journal_path(self, assignment: str) -> Path:
         return self.root / ".tfcourse" / f"{assignment}.journal.jsonl"
@@ -282,6 +284,11 @@ def _nbgrader_steps(args: argparse.Namespace, *steps: tuple[str, ...]) -> int:
         course = Course(args.course)
     except CourseError as error:
         return _fail(error)
+    return _run_steps(course, *steps)
+
+
+def _run_steps(course: Course, *steps: tuple[str, ...]) -> int:
+    """Run the nbgrader commands in turn; the first failure's exit status, or 0."""
     for step in steps:
         status = run_nbgrader(course, *step)
         if status:
@@ -302,18 +309,21 @@ def _collect(args: argparse.Namespace) -> int:
 
 def _feedback(args: argparse.Namespace) -> int:
     """Generate every student's feedback, then release what nbgrader's exchange can deliver."""
-    status = _nbgrader_steps(args, ("generate_feedback", args.assignment, "--force"))
+    try:
+        course = Course(args.course)
+    except CourseError as error:
+        return _fail(error)
+    status = _run_steps(course, ("generate_feedback", args.assignment, "--force"))
     if status:
         return status
-    course = Course(args.course)
     unreleasable = course.feedback_without_exchange(args.assignment)
+    exclude = []
     if unreleasable:
-        folder = course.feedback_folder("STUDENT", args.assignment)
         print(f"note: {len(unreleasable)} submission(s) did not come through nbgrader's exchange "
-              f"({', '.join(unreleasable)}), so their feedback cannot be released to it; it is in {folder} "
-              "for you to send.", file=sys.stderr)
-    exclude = f"--CourseDirectory.student_id_exclude={','.join(unreleasable)}"
-    return _nbgrader_steps(args, ("release_feedback", args.assignment, *([exclude] if unreleasable else [])))
+              f"({', '.join(unreleasable)}), so their feedback cannot be released to it; it is in "
+              f"{course.feedback_folder('STUDENT', args.assignment)} for you to send.", file=sys.stderr)
+        exclude = [f"--CourseDirectory.student_id_exclude={','.join(unreleasable)}"]
+    return _run_steps(course, ("release_feedback", args.assignment, *exclude))
 
 
 def _export(args: argparse.Namespace) -> int:
