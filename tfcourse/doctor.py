@@ -69,11 +69,11 @@ PACKAGES = [
     PackageRequirement("matplotlib", REQUIRED, minimum="3.7"),
     PackageRequirement("jupyter-book", "book"),
     PackageRequirement("ipywidgets", "book"),
+    PackageRequirement("transformers", "book"),
     PackageRequirement("nbgrader", "grading"),
     PackageRequirement("nbformat", "grading"),
     PackageRequirement("nbclient", "grading"),
     PackageRequirement("pytest", "dev"),
-    PackageRequirement("transformers", "dev"),
 ]
 
 
