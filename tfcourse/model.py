@@ -3,6 +3,7 @@
 Both are built from the layers of :mod:`tfcourse.encoder_decoder`. ``fused=True`` runs
 attention through ``F.scaled_dot_product_attention``; ``fused=False`` through the
 explicit maths of :mod:`tfcourse.attention`. The two give the same numbers.
+:meth:`GPT.from_hf` copies the weights of a Hugging Face GPT-2 into a :class:`GPT`.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+import torch
 from torch import Tensor, nn
 
 from tfcourse.embeddings import LearnedPositionalEmbedding, TokenEmbedding, sinusoidal_positional_encoding
@@ -17,6 +19,9 @@ from tfcourse.encoder_decoder import Decoder, Encoder, EncoderLayer
 from tfcourse.kv_cache import KVCache
 from tfcourse.layers import LayerNorm
 from tfcourse.masks import causal_mask
+
+# Hugging Face's names of GPT-2's activations -> those of :class:`~tfcourse.layers.FeedForward`.
+HF_ACTIVATIONS = {"gelu_new": "gelu_tanh", "gelu_pytorch_tanh": "gelu_tanh", "gelu": "gelu", "relu": "relu"}
 
 
 def count_parameters(model: nn.Module, trainable_only: bool = True) -> int:
@@ -96,6 +101,25 @@ class GPTConfig:
     eps: float = 1e-5
     fused: bool = True
 
+    @classmethod
+    def from_hf(cls, hf_config) -> GPTConfig:
+        """The sizes of a Hugging Face ``GPT2Config``."""
+        if hf_config.activation_function not in HF_ACTIVATIONS:
+            raise ValueError(f"unsupported GPT-2 activation {hf_config.activation_function!r}")
+        if getattr(hf_config, "scale_attn_by_inverse_layer_idx", False):
+            raise ValueError("scale_attn_by_inverse_layer_idx=True is not supported")
+        return cls(
+            vocab_size=hf_config.vocab_size,
+            block_size=hf_config.n_positions,
+            n_layers=hf_config.n_layer,
+            n_heads=hf_config.n_head,
+            d_model=hf_config.n_embd,
+            d_ff=hf_config.n_inner or 4 * hf_config.n_embd,
+            dropout=0.0,
+            activation=HF_ACTIVATIONS[hf_config.activation_function],
+            eps=hf_config.layer_norm_epsilon,
+        )
+
 
 class GPT(nn.Module):
     """Decoder-only Transformer (GPT-2 layout): pre-LN blocks, learned positions, tied embeddings.
@@ -143,8 +167,45 @@ class GPT(nn.Module):
         return logits if cache is None else (logits, cache)
 
     @classmethod
-    def from_hf(cls, hf_model: nn.Module, fused: bool = True) -> "GPT":
-        """A copy of a Hugging Face ``GPT2LMHeadModel`` (or ``GPT2Model``)."""
-        from tfcourse.hf import gpt_from_hf
+    @torch.no_grad()
+    def from_hf(cls, hf_model: nn.Module, fused: bool = True) -> GPT:
+        """A copy of a Hugging Face ``GPT2LMHeadModel`` (or ``GPT2Model``), in eval mode.
 
-        return gpt_from_hf(cls, hf_model, fused)
+        Nothing is downloaded: pass a model you built or one already in your cache.
+        """
+        config = GPTConfig.from_hf(hf_model.config)
+        config.fused = fused
+        gpt = cls(config)
+        body = getattr(hf_model, "transformer", hf_model)
+        gpt.to(device=body.wte.weight.device, dtype=body.wte.weight.dtype)
+        gpt.token_embedding.weight.copy_(body.wte.weight)
+        gpt.position_embedding.embedding.weight.copy_(body.wpe.weight)
+        for block, hf_block in zip(gpt.blocks, body.h):
+            _copy_hf_block(block, hf_block)
+        gpt.norm.load_state_dict(body.ln_f.state_dict())
+        return gpt.eval()
+
+
+def _copy_hf_block(block: EncoderLayer, hf_block: nn.Module) -> None:
+    """GPT-2's block weights into ``block``.
+
+    GPT-2 stores its projections as ``Conv1D`` modules whose weight is ``(in, out)``, the
+    transpose of ``nn.Linear``'s ``(out, in)``; the query, key and value projections are one
+    ``c_attn`` matrix of shape ``(d, 3d)``.
+    """
+    attn = block.self_attn
+    q_w, k_w, v_w = hf_block.attn.c_attn.weight.chunk(3, dim=1)  # 3 x (d, d)
+    q_b, k_b, v_b = hf_block.attn.c_attn.bias.chunk(3)  # 3 x (d,)
+    for linear, weight, bias in ((attn.q_proj, q_w, q_b), (attn.k_proj, k_w, k_b), (attn.v_proj, v_w, v_b)):
+        _copy_conv1d(linear, weight, bias)
+    _copy_conv1d(attn.out_proj, hf_block.attn.c_proj.weight, hf_block.attn.c_proj.bias)
+    _copy_conv1d(block.ff.w1, hf_block.mlp.c_fc.weight, hf_block.mlp.c_fc.bias)
+    _copy_conv1d(block.ff.w2, hf_block.mlp.c_proj.weight, hf_block.mlp.c_proj.bias)
+    block.self_attn_residual.norm.load_state_dict(hf_block.ln_1.state_dict())
+    block.ff_residual.norm.load_state_dict(hf_block.ln_2.state_dict())
+
+
+def _copy_conv1d(linear: nn.Linear, weight: Tensor, bias: Tensor) -> None:
+    """Load a ``Conv1D`` slice (``weight (in, out)``) into an ``nn.Linear`` (``weight (out, in)``)."""
+    linear.weight.copy_(weight.t())
+    linear.bias.copy_(bias)
