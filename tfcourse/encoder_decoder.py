@@ -16,7 +16,6 @@ from typing import Callable
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from tfcourse.kv_cache import LayerCache
 from tfcourse.layers import FeedForward, LayerNorm, ResidualConnection
 from tfcourse.multihead import MultiHeadAttention
 
@@ -45,11 +44,9 @@ class EncoderLayer(nn.Module):
         self.self_attn_residual = ResidualConnection(d_model, dropout, norm_first, eps)
         self.ff_residual = ResidualConnection(d_model, dropout, norm_first, eps)
 
-    def forward(
-        self, x: Tensor, mask: Tensor | None = None, *, is_causal: bool = False, cache: LayerCache | None = None
-    ) -> Tensor:
-        """``is_causal`` and ``cache`` turn the layer into a decoder-only (GPT) block."""
-        x = self.self_attn_residual(x, lambda h: self.self_attn(h, h, h, mask, is_causal=is_causal, cache=cache)[0])
+    def forward(self, x: Tensor, mask: Tensor | None = None, *, is_causal: bool = False) -> Tensor:
+        """``is_causal`` also hides later positions (:class:`tfcourse.model.Block` is such a layer)."""
+        x = self.self_attn_residual(x, lambda h: self.self_attn(h, h, h, mask, is_causal=is_causal)[0])
         return self.ff_residual(x, self.ff)
 
     @classmethod

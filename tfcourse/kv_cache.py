@@ -28,8 +28,8 @@ class LayerCache:
         if self.keys is None:
             self.keys, self.values = keys, values
         else:
-            self.keys = torch.cat([self.keys, keys], dim=-2)
-            self.values = torch.cat([self.values, values], dim=-2)
+            self.keys = torch.cat([self.keys, keys], dim=-2)  # (B, h, cached_len + new, d_head)
+            self.values = torch.cat([self.values, values], dim=-2)  # (B, h, cached_len + new, d_head)
         return self.keys, self.values
 
 

@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from functools import partial
 
 import torch
 from torch import Tensor, nn
 
 from tfcourse.embeddings import LearnedPositionalEmbedding, TokenEmbedding, sinusoidal_positional_encoding
 from tfcourse.encoder_decoder import Decoder, Encoder, EncoderLayer
-from tfcourse.kv_cache import KVCache
+from tfcourse.kv_cache import KVCache, LayerCache
 from tfcourse.layers import LayerNorm
 from tfcourse.masks import causal_mask
 
@@ -66,7 +67,7 @@ class Transformer(nn.Module):
                 nn.init.xavier_uniform_(p)
 
     def _embed(self, embed: TokenEmbedding, ids: Tensor) -> Tensor:
-        return self.dropout(embed(ids) + self.positions[: ids.size(1)])
+        return self.dropout(embed(ids) + self.positions[: ids.size(1)])  # (B, L, d_model)
 
     def encode(self, src: Tensor, src_mask: Tensor | None = None) -> Tensor:
         """Source ids ``(B, Ls)`` -> memory ``(B, Ls, d_model)``."""
@@ -76,7 +77,7 @@ class Transformer(nn.Module):
         self, tgt: Tensor, memory: Tensor, src_mask: Tensor | None = None, tgt_mask: Tensor | None = None
     ) -> Tensor:
         """Target ids ``(B, Lt)`` and memory -> next-token logits ``(B, Lt, tgt_vocab)``."""
-        causal = causal_mask(tgt.size(1), tgt.device)
+        causal = causal_mask(tgt.size(1), tgt.device)  # (Lt, Lt)
         mask = causal if tgt_mask is None else causal & tgt_mask
         return self.lm_head(self.decoder(self._embed(self.tgt_embed, tgt), memory, mask, src_mask))
 
@@ -121,6 +122,32 @@ class GPTConfig:
         )
 
 
+class Block(EncoderLayer):
+    """One GPT block: a pre-LN :class:`~tfcourse.encoder_decoder.EncoderLayer` whose self-attention is causal.
+
+        x <- x + dropout(Attention(LN(x)))    position t attends to positions 0..t only
+        x <- x + dropout(FFN(LN(x)))
+
+    ``forward(x (B, T, d), cache) -> (B, T, d)``. With a :class:`~tfcourse.kv_cache.LayerCache`,
+    ``x`` holds only the new positions and attention also reads the cached keys and values.
+    The members are those of ``EncoderLayer`` (``self_attn``, ``ff``, ``self_attn_residual.norm``,
+    ``ff_residual.norm``), so a GPT's ``state_dict`` names them alike.
+    """
+
+    def __init__(self, config: GPTConfig):
+        c = config
+        super().__init__(c.d_model, c.n_heads, c.d_ff or 4 * c.d_model, c.dropout, norm_first=True,
+                         activation=c.activation, eps=c.eps, fused=c.fused)
+
+    def forward(self, x: Tensor, cache: LayerCache | None = None) -> Tensor:
+        x = self.self_attn_residual(x, partial(self.causal_self_attention, cache=cache))  # (B, T, d)
+        return self.ff_residual(x, self.ff)  # (B, T, d)
+
+    def causal_self_attention(self, x: Tensor, cache: LayerCache | None = None) -> Tensor:
+        """``(B, T, d) -> (B, T, d)``: each position attends to itself and every earlier (or cached) one."""
+        return self.self_attn(x, x, x, is_causal=True, cache=cache)[0]
+
+
 class GPT(nn.Module):
     """Decoder-only Transformer (GPT-2 layout): pre-LN blocks, learned positions, tied embeddings.
 
@@ -134,11 +161,7 @@ class GPT(nn.Module):
         self.token_embedding = nn.Embedding(c.vocab_size, c.d_model)
         self.position_embedding = LearnedPositionalEmbedding(c.block_size, c.d_model)
         self.dropout = nn.Dropout(c.dropout)
-        self.blocks = nn.ModuleList(
-            EncoderLayer(c.d_model, c.n_heads, c.d_ff or 4 * c.d_model, c.dropout, norm_first=True,
-                         activation=c.activation, eps=c.eps, fused=c.fused)
-            for _ in range(c.n_layers)
-        )
+        self.blocks = nn.ModuleList(Block(c) for _ in range(c.n_layers))
         self.norm = LayerNorm(c.d_model, c.eps)
         self.lm_head = nn.Linear(c.d_model, c.vocab_size, bias=False)
         self.lm_head.weight = self.token_embedding.weight
@@ -150,7 +173,7 @@ class GPT(nn.Module):
             nn.init.normal_(module.weight, std=0.02)
         if isinstance(module, nn.Linear) and module.bias is not None:
             nn.init.zeros_(module.bias)
-        if isinstance(module, EncoderLayer):
+        if isinstance(module, Block):
             for proj in (module.self_attn.out_proj, module.ff.w2):
                 nn.init.normal_(proj.weight, std=0.02 / math.sqrt(2 * self.config.n_layers))
 
@@ -160,10 +183,10 @@ class GPT(nn.Module):
 
     def forward(self, idx: Tensor, cache: KVCache | None = None) -> Tensor | tuple[Tensor, KVCache]:
         offset = 0 if cache is None else cache.length
-        x = self.dropout(self.position_embedding(self.token_embedding(idx), offset))
+        x = self.dropout(self.position_embedding(self.token_embedding(idx), offset))  # (B, T, d)
         for i, block in enumerate(self.blocks):
-            x = block(x, is_causal=True, cache=None if cache is None else cache[i])
-        logits = self.lm_head(self.norm(x))
+            x = block(x, None if cache is None else cache[i])  # (B, T, d)
+        logits = self.lm_head(self.norm(x))  # (B, T, vocab)
         return logits if cache is None else (logits, cache)
 
     @classmethod
@@ -186,7 +209,7 @@ class GPT(nn.Module):
         return gpt.eval()
 
 
-def _copy_hf_block(block: EncoderLayer, hf_block: nn.Module) -> None:
+def _copy_hf_block(block: Block, hf_block: nn.Module) -> None:
     """GPT-2's block weights into ``block``.
 
     GPT-2 stores its projections as ``Conv1D`` modules whose weight is ``(in, out)``, the

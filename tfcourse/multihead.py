@@ -26,13 +26,13 @@ def split_heads(x: Tensor, n_heads: int) -> Tensor:
     batch, seq, d_model = x.shape
     if d_model % n_heads:
         raise ValueError(f"d_model={d_model} is not divisible by n_heads={n_heads}")
-    return x.view(batch, seq, n_heads, d_model // n_heads).transpose(1, 2)
+    return x.view(batch, seq, n_heads, d_model // n_heads).transpose(1, 2)  # (B, h, L, d_head)
 
 
 def merge_heads(x: Tensor) -> Tensor:
     """``(batch, n_heads, seq, d_head)`` -> ``(batch, seq, n_heads * d_head)``; undoes :func:`split_heads`."""
     batch, n_heads, seq, d_head = x.shape
-    return x.transpose(1, 2).reshape(batch, seq, n_heads * d_head)
+    return x.transpose(1, 2).reshape(batch, seq, n_heads * d_head)  # (B, L, h * d_head)
 
 
 class MultiHeadAttention(nn.Module):
@@ -69,23 +69,23 @@ class MultiHeadAttention(nn.Module):
         ``is_causal``: also forbid attending to later positions.
         ``cache``: keys/values of earlier positions; the new ones are appended to it.
         """
-        q = split_heads(self.q_proj(query), self.n_heads)
-        k = split_heads(self.k_proj(key), self.n_heads)
-        v = split_heads(self.v_proj(value), self.n_heads)
+        q = split_heads(self.q_proj(query), self.n_heads)  # (B, h, Lq, d_head)
+        k = split_heads(self.k_proj(key), self.n_heads)  # (B, h, Lk, d_head)
+        v = split_heads(self.v_proj(value), self.n_heads)  # (B, h, Lk, d_head)
         past_len = 0
         if cache is not None:
             past_len = cache.length
-            k, v = cache.update(k, v)
+            k, v = cache.update(k, v)  # (B, h, past_len + Lk, d_head)
         dropout_p = self.dropout if self.training else 0.0
         if is_causal and (mask is not None or past_len > 0 or not self.fused):
-            causal = causal_mask(q.size(-2), q.device, past_len=past_len)
+            causal = causal_mask(q.size(-2), q.device, past_len=past_len)  # (Lq, past_len + Lk)
             mask, is_causal = (causal if mask is None else mask & causal), False
         if self.fused:
             out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=dropout_p, is_causal=is_causal)
             weights = None
         else:
-            out, weights = scaled_dot_product_attention(q, k, v, mask, dropout_p)
-        return self.out_proj(merge_heads(out)), weights
+            out, weights = scaled_dot_product_attention(q, k, v, mask, dropout_p)  # weights (B, h, Lq, Lk)
+        return self.out_proj(merge_heads(out)), weights  # out (B, h, Lq, d_head) -> (B, Lq, d)
 
     @classmethod
     def from_torch(cls, torch_mha: nn.MultiheadAttention, fused: bool = False) -> "MultiHeadAttention":
