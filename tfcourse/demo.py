@@ -14,6 +14,7 @@ import torch
 import torch.nn.functional as F
 
 from tfcourse.data import BOS_ID, EOS_ID, FIRST_SYMBOL_ID, lm_batches, load_corpus
+from tfcourse.distributed import resolve_device
 from tfcourse.generation import beam_search, generate, seq2seq_step
 from tfcourse.model import GPT, GPTConfig, count_parameters
 from tfcourse.tasks import Seq2SeqTask, train_seq2seq
@@ -89,7 +90,7 @@ def report_cache_speed(model: GPT, prompt: torch.Tensor) -> None:
 
 def run_demo(reversal_steps: int = 600, lm_steps: int = 600, device: str | None = None) -> int:
     """Run both demonstrations; returns a process exit code."""
-    chosen = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    chosen = resolve_device(device)
     print(f"tfcourse demo on {chosen}")
     demo_reversal(reversal_steps, chosen)
     demo_language_model(lm_steps, chosen)

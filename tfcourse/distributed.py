@@ -18,6 +18,8 @@ the mean loss over the global batch, so ``W`` processes take the same steps as o
 process with the whole batch. (Tasks whose examples score different numbers of tokens,
 such as addition, weigh each shard equally instead of each token.) Started without
 ``torchrun``, the same code runs as a single process.
+
+Each process, distributed or not, picks its device with :func:`resolve_device`.
 """
 
 from __future__ import annotations
@@ -33,6 +35,8 @@ from torch import Tensor, nn
 from torch.nn.parallel import DistributedDataParallel
 
 Batch = tuple[Tensor, ...]
+# The devices a command accepts by name (``--device``); see :func:`resolve_device`.
+DEVICES = ("cpu", "cuda")
 
 
 @dataclass(frozen=True)
@@ -77,10 +81,17 @@ def _launched_by_torchrun() -> bool:
     return int(os.environ.get("WORLD_SIZE", "1")) > 1
 
 
-def resolve_device(device: str | None, local_rank: int = 0) -> torch.device:
-    """``cuda:<local_rank>`` when CUDA is asked for (or available and nothing is asked), else CPU."""
-    if device not in (None, "cpu", "cuda"):
-        raise ValueError(f"unknown device {device!r}; expected 'cpu' or 'cuda'")
+def resolve_device(device: str | torch.device | None = None, local_rank: int = 0) -> torch.device:
+    """The device to run on; every command, the demo, the experiments and decoding choose with this.
+
+    ``None``: ``cuda:<local_rank>`` when CUDA is available, else the CPU. ``"cuda"``:
+    ``cuda:<local_rank>``, or a ``ValueError`` when no CUDA device is available. ``"cpu"``: the CPU.
+    A ``torch.device`` is already chosen and comes back as it is.
+    """
+    if isinstance(device, torch.device):
+        return device
+    if device not in (None, *DEVICES):
+        raise ValueError(f"unknown device {device!r}; expected {' or '.join(map(repr, DEVICES))}")
     use_cuda = device == "cuda" or (device is None and torch.cuda.is_available())
     if use_cuda and not torch.cuda.is_available():
         raise ValueError("device 'cuda' was asked for but no CUDA device is available; use 'cpu'")

@@ -22,7 +22,6 @@ import numpy as np
 import torch
 from matplotlib.figure import Figure
 
-from tfcourse.distributed import resolve_device
 from tfcourse.gpt_tasks import AdditionTask, LanguageModelTask, gpt_config, next_token_loss
 from tfcourse.model import GPT, count_parameters
 from tfcourse.reasoning import fit_power_law, majority_vote
@@ -38,7 +37,7 @@ def _train_gpt(task: Task, steps: int, batch_size: int, lr: float, seed: int, de
     torch.manual_seed(seed)
     model = GPT(gpt_config(task, **sizes))
     result = train(model, lambda step: task.batch(batch_size, batch_seed(seed, step)), next_token_loss,
-                   steps=steps, lr=lr, device=resolve_device(device), progress=progress)
+                   steps=steps, lr=lr, device=device, progress=progress)
     return model, result
 
 

@@ -22,6 +22,7 @@ import torch
 from torch import Tensor, nn
 
 from tfcourse.data import BOS_ID, EOS_ID, FIRST_SYMBOL_ID
+from tfcourse.distributed import resolve_device
 from tfcourse.generation import StepLogits, beam_search, decode_tokens, greedy_decode, sample_next, seq2seq_step
 from tfcourse.gpt_tasks import Tokenizer, tokenizer_from_state
 from tfcourse.model import GPT, GPTConfig, Transformer
@@ -186,8 +187,11 @@ class TrainedModel:
         return [self.codec.render(ids) for ids in decode(self.codec.prepare(self.model, prompt), decoding)]
 
 
-def load_trained(path: str | os.PathLike, device: str | torch.device = "cpu") -> TrainedModel:
-    """Rebuild the model of a run from its checkpoint file (or the run's output folder)."""
+def load_trained(path: str | os.PathLike, device: str | torch.device | None = None) -> TrainedModel:
+    """Rebuild the model of a run from its checkpoint file (or the run's output folder) on ``device``.
+
+    ``device`` as for :func:`~tfcourse.distributed.resolve_device`: by default CUDA when available, else CPU.
+    """
     path = Path(path)
     if path.is_dir():
         path = path / CHECKPOINT
@@ -199,4 +203,5 @@ def load_trained(path: str | os.PathLike, device: str | torch.device = "cpu") ->
         raise ValueError(f"{path} does not say how to rebuild its model; was it written by `tfcourse train`?")
     model = model_from_spec(metadata["model"])
     model.load_state_dict(checkpoint["model"])
-    return TrainedModel(model.to(device).eval(), codec_from_spec(metadata["codec"]), metadata["config"])
+    model = model.to(resolve_device(device)).eval()
+    return TrainedModel(model, codec_from_spec(metadata["codec"]), metadata["config"])

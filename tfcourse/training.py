@@ -22,7 +22,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
-from tfcourse.distributed import is_main_process, mean_across_processes, unwrap, world_size
+from tfcourse.distributed import is_main_process, mean_across_processes, resolve_device, unwrap, world_size
 
 Batch = tuple[Tensor, ...]
 
@@ -152,11 +152,6 @@ def autocast_dtype(device: torch.device) -> torch.dtype:
     if device.type == "cuda" and not torch.cuda.is_bf16_supported():
         return torch.float16
     return torch.bfloat16
-
-
-def default_device() -> torch.device:
-    """CUDA when available, else CPU."""
-    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
 
 # ----------------------------------------------------------------- checkpoints
@@ -391,8 +386,8 @@ def train(
             (default: 10% of ``steps``).
         weight_decay: AdamW decay on >= 2-D parameters (``configure_optimizer``).
         grad_clip: max global gradient norm; ``None`` or 0 disables clipping.
-        device: where to train; default CUDA when available, else CPU. The
-            model is moved there.
+        device: where to train (see ``resolve_device``; default CUDA when
+            available, else CPU). The model is moved there.
         amp: autocast to ``autocast_dtype(device)``: bfloat16 on CPU and on
             GPUs that support it, else float16 with a ``GradScaler``.
         eval_fn: ``eval_fn(model) -> metrics``, run every ``eval_every`` steps
@@ -413,7 +408,7 @@ def train(
 
     History steps are 1-based: entry ``t`` records the ``t``-th update.
     """
-    device = torch.device(device) if device is not None else default_device()
+    device = resolve_device(device)
     model.to(device).train()
     amp_dtype = autocast_dtype(device) if amp else None
     trainer = _Trainer(
