@@ -76,20 +76,24 @@ class Exercise:
     ones. ``forbidden`` lists dotted names of APIs the learner's code may not call while
     being checked (for example ``"torch.softmax"``); the ``tfcourse`` and ``autograder``
     packages are always forbidden. ``kind`` is ``"function"`` or ``"module"``.
+
+    ``points`` (what its graded check cell earns), ``difficulty`` (1 to 3 stars) and
+    ``minutes`` (the time it takes, roughly) are the one source of the header line of its
+    task cell and of nbgrader's points of its check cell in the solutions notebook:
+    ``python -m autograder.headers`` writes them there (:mod:`autograder.headers`).
     """
 
     name: str
     lesson: str
     reference: Callable[..., Any]
     make_cases: Callable[[CaseContext, bool], list[Case]]
-    statement: str
-    points: int = 1
+    points: int
+    difficulty: int
+    minutes: int
     kind: str = "function"
     forbidden: tuple[str, ...] = ()
     mistakes: tuple[Mistake, ...] = ()
     hints: tuple[str, ...] = ()
-    difficulty: int = 1
-    minutes: int = 10
     dtypes: tuple[torch.dtype, ...] = (torch.float64, torch.float32)
     tolerances: dict[torch.dtype, tuple[float, float]] = field(default_factory=lambda: dict(DEFAULT_TOLERANCES))
     numpy: bool = False

@@ -48,7 +48,6 @@ COUNT_PAIRS = Exercise(
     lesson=LESSON,
     reference=tokenize.count_pairs,
     make_cases=count_pairs_cases,
-    statement="{(ids[i], ids[i + 1]): count} over every adjacent pair, overlapping pairs included.",
     points=1,
     dtypes=(torch.float32,),
     mistakes=(
@@ -113,7 +112,6 @@ MERGE_PAIR = Exercise(
     lesson=LESSON,
     reference=tokenize.merge_pair,
     make_cases=merge_pair_cases,
-    statement="Replace every occurrence of `pair` in `ids` by `new_id`, scanning left to right without overlap.",
     points=2,
     dtypes=(torch.float32,),
     mistakes=(
@@ -164,7 +162,6 @@ NUMPY_TOKEN_EMBEDDING = Exercise(
     lesson=LESSON,
     reference=_embedding_lookup,
     make_cases=numpy_token_embedding_cases,
-    statement="table[ids] * sqrt(d_model) in NumPy: ids (...) integers, table (vocab_size, d_model) -> (..., d_model).",
     points=1,
     numpy=True,
     mistakes=(
@@ -190,8 +187,6 @@ TOKEN_EMBEDDING = Exercise(
     reference=ref.TokenEmbedding,
     kind="module",
     make_cases=token_embedding_cases,
-    statement="nn.Module with member `embedding` (nn.Embedding(vocab_size, d_model)); "
-              "forward(ids (...)) -> embedding(ids) * sqrt(d_model), shape (..., d_model).",
     points=1,
     mistakes=(
         Mistake("no sqrt(d_model) scale", lambda module, ids: module.embedding(ids),
@@ -264,7 +259,6 @@ NUMPY_SINUSOIDAL_POSITIONAL_ENCODING = Exercise(
     lesson=LESSON,
     reference=tnp.sinusoidal_positional_encoding,
     make_cases=numpy_encoding_cases,
-    statement="PE[pos, 2i] = sin(pos / 10000^(2i/d)), PE[pos, 2i+1] = cos(...) in NumPy: (seq_len, d_model) array.",
     points=2,
     numpy=True,
     dtypes=(torch.float64,),
@@ -285,8 +279,6 @@ SINUSOIDAL_POSITIONAL_ENCODING = Exercise(
     lesson=LESSON,
     reference=ref.sinusoidal_positional_encoding,
     make_cases=encoding_cases,
-    statement="Tensor[seq_len, d_model] with PE[pos, 2i] = sin(pos / 10000^(2i/d)), PE[pos, 2i+1] = cos(...), "
-              "created with the given dtype on the given device.",
     points=2,
     mistakes=ENCODING_MISTAKES,
     hints=(
@@ -349,8 +341,6 @@ APPLY_ROTARY = Exercise(
     lesson=LESSON,
     reference=ref.apply_rotary,
     make_cases=rotary_cases,
-    statement="Rotate each pair (x[..., i], x[..., i + d/2]) of x (..., seq, d) by theta = position * base^(-2i/d); "
-              "positions (seq,) default to 0..seq-1.",
     points=3,
     mistakes=ROTARY_MISTAKES,
     hints=(

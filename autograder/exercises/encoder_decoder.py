@@ -91,8 +91,6 @@ NUMPY_CROSS_ATTENTION = Exercise(
     lesson=LESSON,
     reference=numpy_cross_attention_reference,
     make_cases=numpy_cross_attention_cases,
-    statement="Multi-head cross-attention in NumPy: queries from x (B, Lt, d), keys and values from memory "
-              "(B, Ls, d); returns (output (B, Lt, d), weights (B, heads, Lt, Ls)).",
     points=2,
     numpy=True,
     mistakes=(
@@ -180,8 +178,6 @@ NUMPY_ENCODER_LAYER = Exercise(
     lesson=LESSON,
     reference=numpy_encoder_layer_reference,
     make_cases=numpy_encoder_layer_cases,
-    statement="The original (post-LN) encoder layer in NumPy: h = LN1(x + SelfAttn(x)), "
-              "out = LN2(h + FFN(h)), with the weights in a dict.",
     points=3,
     numpy=True,
     mistakes=(
@@ -255,8 +251,6 @@ ENCODER_LAYER = Exercise(
     reference=ref.EncoderLayer,
     kind="module",
     make_cases=encoder_layer_cases,
-    statement="nn.Module EncoderLayer(d_model, n_heads, d_ff, dropout=0.0, norm_first=False) with members self_attn, "
-              "ff, self_attn_residual, ff_residual; forward(x (B, L, d), mask=None) -> (B, L, d).",
     points=3,
     forbidden=TORCH_TRANSFORMER,
     mistakes=(
@@ -331,9 +325,6 @@ DECODER_LAYER = Exercise(
     reference=ref.DecoderLayer,
     kind="module",
     make_cases=decoder_layer_cases,
-    statement="nn.Module DecoderLayer(d_model, n_heads, d_ff, dropout=0.0, norm_first=False) with members self_attn, "
-              "cross_attn, ff and their residuals; forward(x (B, Lt, d), memory (B, Ls, d), tgt_mask=None, "
-              "memory_mask=None) -> (B, Lt, d).",
     points=3,
     forbidden=TORCH_TRANSFORMER,
     mistakes=(
@@ -412,9 +403,6 @@ ENCODER = Exercise(
     reference=ref.Encoder,
     kind="module",
     make_cases=encoder_cases,
-    statement="Encoder(n_layers, d_model, n_heads, d_ff, dropout=0.0, norm_first=False): members layers "
-              "(nn.ModuleList of EncoderLayer) and norm (LayerNorm if norm_first else nn.Identity); "
-              "forward(x, mask=None).",
     points=2,
     forbidden=TORCH_TRANSFORMER,
     mistakes=(
@@ -441,8 +429,6 @@ DECODER = Exercise(
     reference=ref.Decoder,
     kind="module",
     make_cases=decoder_cases,
-    statement="Decoder(n_layers, d_model, n_heads, d_ff, dropout=0.0, norm_first=False): members layers "
-              "(nn.ModuleList of DecoderLayer) and norm; forward(x, memory, tgt_mask=None, memory_mask=None).",
     points=2,
     forbidden=TORCH_TRANSFORMER,
     mistakes=(

@@ -46,7 +46,6 @@ GELU = Exercise(
     lesson=LESSON,
     reference=layers.gelu,
     make_cases=gelu_cases,
-    statement="GELU(x) = x Phi(x) = 0.5 x (1 + erf(x / sqrt(2))), elementwise, same shape, dtype and device.",
     points=1,
     forbidden=GELU_APIS,
     mistakes=(
@@ -90,8 +89,6 @@ FEED_FORWARD = Exercise(
     reference=layers.FeedForward,
     kind="module",
     make_cases=feed_forward_cases,
-    statement="nn.Module with members w1 = nn.Linear(d_model, d_ff), w2 = nn.Linear(d_ff, d_model); "
-              "forward(x (..., d_model)) = w2(dropout(act(w1 x))), act 'relu' or 'gelu' (exact).",
     points=2,
     mistakes=(
         Mistake("no activation", lambda module, x: module.w2(module.w1(x)),
@@ -126,8 +123,6 @@ SWIGLU = Exercise(
     reference=layers.SwiGLU,
     kind="module",
     make_cases=swiglu_cases,
-    statement="nn.Module with bias-free members w1, w3 = nn.Linear(d_model, d_ff), w2 = nn.Linear(d_ff, d_model); "
-              "forward(x) = w2(silu(w1 x) * w3 x).",
     points=2,
     mistakes=(
         Mistake("gate and value swapped", lambda module, x: module.w2(F.silu(module.w3(x)) * module.w1(x)),
@@ -176,8 +171,6 @@ NUMPY_FEED_FORWARD = Exercise(
     lesson=LESSON,
     reference=tnp.feed_forward,
     make_cases=numpy_feed_forward_cases,
-    statement="FFN(x) = act(x @ w1 + b1) @ w2 + b2 in NumPy: x (..., d_model), w1 (d_model, d_ff), b1 (d_ff,), "
-              "w2 (d_ff, d_model), b2 (d_model,); act 'relu' or 'gelu' (exact).",
     points=2,
     numpy=True,
     mistakes=(
@@ -250,8 +243,6 @@ LAYER_NORM = Exercise(
     lesson=LESSON,
     reference=layers.layer_norm,
     make_cases=layer_norm_cases,
-    statement="y = (x - mean(x)) / sqrt(var(x) + eps) * weight + bias over the last dimension, biased variance; "
-              "x (..., d), weight and bias (d,).",
     points=2,
     forbidden=LAYER_NORM_APIS,
     mistakes=LAYER_NORM_MISTAKES,
@@ -269,7 +260,6 @@ NUMPY_LAYER_NORM = Exercise(
     lesson=LESSON,
     reference=tnp.layer_norm,
     make_cases=layer_norm_cases,
-    statement="LayerNorm over the last axis in NumPy: x (..., d), weight and bias (d,) -> (..., d), dtype of x.",
     points=1,
     numpy=True,
     mistakes=tuple(Mistake(m.name, _on_arrays(m.variant), m.explanation) for m in LAYER_NORM_MISTAKES),
@@ -299,7 +289,6 @@ RMS_NORM = Exercise(
     lesson=LESSON,
     reference=layers.rms_norm,
     make_cases=rms_norm_cases,
-    statement="y = x / sqrt(mean(x^2) + eps) * weight over the last dimension; no centring, no bias.",
     points=1,
     forbidden=RMS_NORM_APIS,
     mistakes=(
@@ -371,8 +360,6 @@ RESIDUAL_CONNECTION = Exercise(
     reference=_ResidualWithTrainedNorm,
     kind="module",
     make_cases=residual_cases,
-    statement="nn.Module with member `norm` (a LayerNorm(d_model) with weight and bias); forward(x, sublayer) = "
-              "x + dropout(sublayer(norm(x))) when norm_first (pre-LN), else norm(x + dropout(sublayer(x))).",
     points=3,
     mistakes=(
         Mistake("always pre-LN", _wrong_residual(pre=True),

@@ -67,9 +67,6 @@ LABEL_SMOOTHING_LOSS = Exercise(
     lesson=LESSON,
     reference=training.label_smoothing_loss,
     make_cases=label_smoothing_cases,
-    statement="Mean over the positions whose target is not ignore_index of -sum_v q(v) log softmax(logits)_v, "
-              "q = (1 - eps) one_hot(y) + eps / V; equals F.cross_entropy(..., label_smoothing=eps); 0 when "
-              "every position is ignored. (..., V), (...) -> scalar.",
     points=2,
     forbidden=CROSS_ENTROPY_APIS,
     mistakes=(
@@ -122,7 +119,6 @@ NOAM_LR = Exercise(
     lesson=LESSON,
     reference=training.noam_lr,
     make_cases=noam_cases,
-    statement="lr = d_model^-0.5 * min(step^-0.5, step * warmup^-1.5), a Python float; step 0 counts as step 1.",
     points=1,
     dtypes=(torch.float64,),
     mistakes=(
@@ -192,8 +188,6 @@ TOP_K_FILTER = Exercise(
     lesson=LESSON,
     reference=generation.top_k_filter,
     make_cases=top_k_cases,
-    statement="Keep the k largest logits of each row (ties with the k-th kept), the rest -inf; k >= vocab keeps "
-              "all. (..., vocab) -> (..., vocab).",
     points=1,
     mistakes=(
         Mistake("removed logits set to 0", _removed_to_zero(generation.top_k_filter),
@@ -231,7 +225,6 @@ NUMPY_TOP_K_FILTER = Exercise(
     lesson=LESSON,
     reference=_numpy_top_k_reference,
     make_cases=top_k_cases,
-    statement="top_k_filter with NumPy arrays: keep the k largest of each row (ties kept), the rest -np.inf.",
     points=1,
     numpy=True,
     forbidden=("torch.topk",),
@@ -285,8 +278,6 @@ TOP_P_FILTER = Exercise(
     lesson=LESSON,
     reference=generation.top_p_filter,
     make_cases=top_p_cases,
-    statement="Nucleus filter: sort by probability; a token is removed (-inf) when the tokens more likely than it "
-              "already hold probability >= p; the most likely token always stays. (..., vocab) -> (..., vocab).",
     points=2,
     mistakes=(
         Mistake("the token that reaches p removed", _top_p_variant(crossing_removed=True),
@@ -350,8 +341,6 @@ SAMPLE_NEXT = Exercise(
     lesson=LESSON,
     reference=generation.sample_next,
     make_cases=sample_cases,
-    statement="One token per row from softmax(filtered logits / T): temperature, then top-k, then top-p, then "
-              "torch.multinomial(probs, 1, generator=generator); T = 0 is the arg-max. (batch, vocab) -> (batch,).",
     points=2,
     mistakes=(
         Mistake("always the arg-max", _sampler(greedy=True),
@@ -426,8 +415,6 @@ BEAM_SEARCH = Exercise(
     lesson=LESSON,
     reference=generation.beam_search,
     make_cases=beam_cases,
-    statement="Keep the beam_width best prefixes by summed log-probability; an extension ending in EOS that ranks "
-              "among the best finishes with score / length^length_penalty; return the best sequence (1-D).",
     points=3,
     mistakes=(
         Mistake("EOS ignored", _beam_variant(eos_id=None),
@@ -570,9 +557,6 @@ GPT_FORWARD = Exercise(
     lesson=LESSON,
     reference=gpt_forward_reference,
     make_cases=gpt_cases,
-    statement="GPT forward pass on new tokens idx (B, T) given cached keys/values [(K, V)] per layer, "
-              "(B, heads, past, d_head): positions past..past+T-1, causal mask shifted by past; returns "
-              "(logits (B, T, vocab), cache with past + T positions). The same logits as one uncached pass.",
     points=3,
     mistakes=(
         Mistake("positions restart at 0", _gpt_variant(shift_positions=False),
