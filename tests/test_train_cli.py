@@ -18,8 +18,9 @@ from tfcourse.gpt_tasks import (
     tokenizer_state,
 )
 from tfcourse.inference import Decoding, load_trained
-from tfcourse.runs import TASKS, RunConfig, SymbolTask, batch_seed, run_training
+from tfcourse.runs import TASKS, RunConfig, SymbolTask, run_training
 from tfcourse.tokenize import CharTokenizer, train_bpe
+from tfcourse.training import batch_seed
 
 TINY = dict(d_model=16, n_heads=2, n_layers=1, batch_size=16, device="cpu")
 

@@ -11,17 +11,17 @@ from __future__ import annotations
 import time
 
 import torch
-import torch.nn.functional as F
 
-from tfcourse.data import BOS_ID, EOS_ID, FIRST_SYMBOL_ID, lm_batches, load_corpus
+from tfcourse.data import BOS_ID, EOS_ID, FIRST_SYMBOL_ID
 from tfcourse.distributed import resolve_device
 from tfcourse.generation import beam_search, generate, seq2seq_step
-from tfcourse.model import GPT, GPTConfig, count_parameters
+from tfcourse.gpt_tasks import LanguageModelTask, gpt_config, next_token_loss
+from tfcourse.model import GPT, count_parameters
 from tfcourse.tasks import Seq2SeqTask, train_seq2seq
-from tfcourse.tokenize import CharTokenizer
-from tfcourse.training import train
+from tfcourse.training import seeded_batches, train
 
 PROMPT = "The function returns "
+CORPUS_CHARS = 400_000  # of the offline corpus: the first 90% to train on, the rest held out for validation
 
 
 def demo_reversal(steps: int, device: torch.device) -> None:
@@ -46,32 +46,22 @@ def _symbols(ids: torch.Tensor) -> str:
 
 def demo_language_model(steps: int, device: torch.device) -> None:
     """Train a character-level GPT on the corpus and sample from it four ways."""
-    text = load_corpus(max_chars=400_000)
-    tokenizer = CharTokenizer(text)
-    data = torch.tensor(tokenizer.encode(text))
     # Learned positions are trained only up to the length of the training windows: the model
     # sees windows of block_size characters, and generation keeps to that context.
-    config = GPTConfig(vocab_size=tokenizer.vocab_size, block_size=128, n_layers=3, n_heads=4, d_model=128)
-    print(f"\n== Character-level GPT: {len(text):,} characters of documentation, {steps} steps ==")
+    task = LanguageModelTask.from_corpus("char", max_chars=CORPUS_CHARS, block_size=128)
+    print(f"\n== Character-level GPT: {len(task.train_ids):,} characters of documentation, {steps} steps ==")
     torch.manual_seed(0)
-    model = GPT(config)
-
-    def next_batch(step: int):
-        return lm_batches(data, 16, config.block_size, torch.Generator().manual_seed(step))
-
-    def loss(m, batch):
-        x, y = batch
-        return F.cross_entropy(m(x).flatten(0, 1), y.flatten())
-
-    result = train(model, next_batch, loss, steps=steps, lr=3e-3, device=device)
+    model = GPT(gpt_config(task, d_model=128, n_layers=3, n_heads=4))
+    result = train(model, seeded_batches(task.batch, 16, seed=0), next_token_loss, steps=steps, lr=3e-3,
+                   device=device)
     print(f"{count_parameters(model):,} parameters, final loss {result.final_loss:.2f} nats/char")
     model.eval()
-    prompt = torch.tensor([tokenizer.encode(PROMPT)], device=device)
+    prompt = torch.tensor([task.tokenizer.encode(PROMPT)], device=device)
     strategies = {"greedy": dict(temperature=0), "temperature 0.8": dict(temperature=0.8),
                   "top-k 10": dict(top_k=10), "top-p 0.9": dict(top_p=0.9)}
     for name, options in strategies.items():
         out = generate(model, prompt, 80, generator=torch.Generator(device).manual_seed(0), **options)
-        print(f"  {name:>15}: {tokenizer.decode(out[0].tolist())!r}")
+        print(f"  {name:>15}: {task.tokenizer.decode(out[0].tolist())!r}")
     report_cache_speed(model, prompt)
 
 

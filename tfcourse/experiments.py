@@ -25,8 +25,8 @@ from matplotlib.figure import Figure
 from tfcourse.gpt_tasks import AdditionTask, LanguageModelTask, gpt_config, next_token_loss
 from tfcourse.model import GPT, count_parameters
 from tfcourse.reasoning import fit_power_law, majority_vote
-from tfcourse.runs import batch_seed, plain_log_ticks
-from tfcourse.training import TrainResult, evaluate, train
+from tfcourse.runs import plain_log_ticks
+from tfcourse.training import TrainResult, evaluate, seeded_batches, train
 
 Task = AdditionTask | LanguageModelTask
 
@@ -36,14 +36,15 @@ def _train_gpt(task: Task, steps: int, batch_size: int, lr: float, seed: int, de
     """A GPT sized by ``sizes`` (``d_model``, ``n_layers``, ``n_heads``) trained on ``task``."""
     torch.manual_seed(seed)
     model = GPT(gpt_config(task, **sizes))
-    result = train(model, lambda step: task.batch(batch_size, batch_seed(seed, step)), next_token_loss,
-                   steps=steps, lr=lr, device=device, progress=progress)
+    result = train(model, seeded_batches(task.batch, batch_size, seed), next_token_loss, steps=steps, lr=lr,
+                   device=device, progress=progress)
     return model, result
 
 
 def _tokens_per_batch(task: Task, batch_size: int, seed: int, probes: int = 20) -> float:
     """Mean positions (padding included) the model processes per training batch."""
-    return sum(task.batch(batch_size, batch_seed(seed, i))[0].numel() for i in range(probes)) / probes
+    next_batch = seeded_batches(task.batch, batch_size, seed)
+    return sum(next_batch(i)[0].numel() for i in range(probes)) / probes
 
 
 # --------------------------------------------------------------- chain of thought

@@ -17,6 +17,7 @@ import math
 import statistics
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, fields
+from functools import partial
 from pathlib import Path
 from typing import Protocol
 
@@ -31,8 +32,8 @@ from tfcourse.gpt_tasks import AdditionTask, LanguageModelTask, gpt_config, next
 from tfcourse.inference import CHECKPOINT, model_from_spec
 from tfcourse.model import count_parameters
 from tfcourse.reasoning import TERMINATOR
-from tfcourse.tasks import Seq2SeqTask, exact_match, teacher_forcing_loss
-from tfcourse.training import TrainResult, train
+from tfcourse.tasks import Seq2SeqTask, exact_match, teacher_forcing_loss, transformer_arguments
+from tfcourse.training import TrainResult, seeded_batches, train
 
 Batch = tuple[Tensor, ...]
 SUMMARY, LOSS_PLOT = "summary.json", "loss.png"
@@ -160,7 +161,7 @@ class SymbolTask:
     n_eval: int = 1000
 
     def batch(self, batch_size: int, seed: int) -> Batch:
-        return self.task.batch(batch_size, torch.Generator().manual_seed(seed))
+        return self.task.seeded_batch(batch_size, seed)
 
     def loss(self, model: nn.Module, batch: Batch, smoothing: float) -> Tensor:
         return teacher_forcing_loss(model, batch, smoothing)
@@ -169,10 +170,9 @@ class SymbolTask:
         return {"exact_match": exact_match(model, self.task, n=self.n_eval)}
 
     def model_spec(self, config: RunConfig) -> dict:
-        vocab = self.task.vocab_size
-        return {"kind": "transformer", "src_vocab": vocab, "tgt_vocab": vocab, "d_model": config.d_model,
-                "n_heads": config.n_heads, "n_layers": config.n_layers, "d_ff": config.d_ff or 2 * config.d_model,
-                "dropout": config.dropout, "norm_first": True, "max_len": self.task.seq_len + 2, "fused": True}
+        sizes = transformer_arguments(self.task, config.d_model, config.n_heads, config.n_layers, config.d_ff,
+                                      config.dropout)
+        return {"kind": "transformer", **sizes}
 
     def codec(self) -> dict:
         return {"kind": "symbols", "n_symbols": self.task.n_symbols, "seq_len": self.task.seq_len}
@@ -248,11 +248,6 @@ TASKS: dict[str, TaskInfo] = {
 # ------------------------------------------------------------------- the run
 
 
-def batch_seed(seed: int, step: int) -> int:
-    """The seed of the batch for the 0-based ``step`` of a run with ``seed``."""
-    return seed * 1_000_003 + step
-
-
 def run_training(config: RunConfig, progress: bool = True) -> dict | None:
     """Train ``config.task``, write checkpoint, summary and loss plot; return the summary.
 
@@ -275,12 +270,10 @@ def run_training(config: RunConfig, progress: bool = True) -> dict | None:
 
 def _train(config: RunConfig, task: TrainingTask, group: ProcessGroup, model: nn.Module,
            progress: bool) -> TrainResult:
-    def next_batch(step: int) -> Batch:
-        return task.batch(config.batch_size, batch_seed(config.seed, step))
-
+    next_batch = seeded_batches(task.batch, config.batch_size, config.seed)
     metadata = {"config": asdict(config), "model": task.model_spec(config), "codec": task.codec()}
     return train(
-        group.wrap(model), group.shard(next_batch), lambda m, batch: task.loss(m, batch, config.label_smoothing),
+        group.wrap(model), group.shard(next_batch), partial(task.loss, smoothing=config.label_smoothing),
         steps=config.steps, lr=config.lr, schedule=config.schedule, warmup=config.warmup,
         weight_decay=config.weight_decay, grad_clip=config.grad_clip, device=group.device, amp=config.amp,
         eval_fn=task.evaluate, eval_every=config.evaluations_every,

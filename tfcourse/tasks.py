@@ -17,7 +17,7 @@ from torch import Tensor
 from tfcourse.data import BOS_ID, EOS_ID, copy_batch, reverse_batch, task_vocab_size
 from tfcourse.generation import greedy_decode, seq2seq_step
 from tfcourse.model import Transformer
-from tfcourse.training import TrainResult, train
+from tfcourse.training import TrainResult, seeded_batches, train
 
 BATCH_FUNCTIONS: dict[str, Callable[..., tuple[Tensor, Tensor]]] = {"reverse": reverse_batch, "copy": copy_batch}
 
@@ -37,6 +37,21 @@ class Seq2SeqTask:
     def batch(self, batch_size: int, generator: torch.Generator, device=None) -> tuple[Tensor, Tensor]:
         """``(src (B, seq_len), tgt (B, seq_len + 2))``, see :func:`tfcourse.data.reverse_batch`."""
         return BATCH_FUNCTIONS[self.name](batch_size, self.seq_len, self.n_symbols, generator, device)
+
+    def seeded_batch(self, batch_size: int, seed: int) -> tuple[Tensor, Tensor]:
+        """:meth:`batch` drawn with a CPU generator seeded with ``seed``: a batch as a function of a seed."""
+        return self.batch(batch_size, torch.Generator().manual_seed(seed))
+
+
+def transformer_arguments(task: Seq2SeqTask, d_model: int, n_heads: int, n_layers: int, d_ff: int | None = None,
+                          dropout: float = 0.0) -> dict:
+    """The constructor arguments of a pre-LN :class:`Transformer` sized for ``task``.
+
+    ``d_ff=None`` means ``2 * d_model``; the context holds the target with BOS and EOS (``seq_len + 2``).
+    """
+    return dict(src_vocab=task.vocab_size, tgt_vocab=task.vocab_size, d_model=d_model, n_heads=n_heads,
+                n_layers=n_layers, d_ff=d_ff or 2 * d_model, dropout=dropout, norm_first=True,
+                max_len=task.seq_len + 2, fused=True)
 
 
 def teacher_forcing_loss(model: Transformer, batch: tuple[Tensor, Tensor], smoothing: float = 0.0) -> Tensor:
@@ -69,15 +84,12 @@ def train_seq2seq(
     seed: int = 0,
     **train_options,
 ) -> tuple[Transformer, TrainResult]:
-    """A small :class:`Transformer` trained on ``task``; evaluated by :func:`exact_match` at the end."""
+    """A small :class:`Transformer` trained on ``task``; evaluated by :func:`exact_match` at the end.
+
+    ``seed`` seeds the initial weights and, through :func:`~tfcourse.training.batch_seed`, the batches.
+    """
     torch.manual_seed(seed)
-    model = Transformer(task.vocab_size, task.vocab_size, d_model, n_heads, n_layers, 2 * d_model, dropout=0.0,
-                        norm_first=True, max_len=task.seq_len + 2, fused=True)
-    data_seed = seed + 1
-
-    def next_batch(step: int) -> tuple[Tensor, Tensor]:
-        return task.batch(batch_size, torch.Generator().manual_seed(data_seed * 1_000_003 + step))
-
-    result = train(model, next_batch, teacher_forcing_loss, steps=steps, lr=lr,
-                   eval_fn=lambda m: {"exact_match": exact_match(m, task)}, **train_options)
+    model = Transformer(**transformer_arguments(task, d_model, n_heads, n_layers))
+    result = train(model, seeded_batches(task.seeded_batch, batch_size, seed), teacher_forcing_loss, steps=steps,
+                   lr=lr, eval_fn=lambda m: {"exact_match": exact_match(m, task)}, **train_options)
     return model, result

@@ -244,6 +244,29 @@ def load_checkpoint(
     return checkpoint
 
 
+# -------------------------------------------------------------------- batches
+
+
+def batch_seed(seed: int, step: int) -> int:
+    """The seed of the batch of the 0-based ``step`` of a run seeded with ``seed``.
+
+        batch_seed(seed, step) = seed * 1_000_003 + step
+
+    A function of the step, so that a resumed run sees the batches it would have seen;
+    1_000_003 (a prime) exceeds the steps of any run, so runs with different seeds share no batch.
+    """
+    return seed * 1_000_003 + step
+
+
+def seeded_batches(draw: Callable[[int, int], Batch], batch_size: int, seed: int) -> Callable[[int], Batch]:
+    """``next_batch`` for :func:`train`: update ``i`` trains on ``draw(batch_size, batch_seed(seed, i))``.
+
+    ``draw(batch_size, seed)`` is a task's batch as a function of a seed only, e.g.
+    ``AdditionTask.batch`` or ``Seq2SeqTask.seeded_batch``.
+    """
+    return lambda step: draw(batch_size, batch_seed(seed, step))
+
+
 # ------------------------------------------------------------------- the loop
 
 
