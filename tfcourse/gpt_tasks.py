@@ -32,6 +32,8 @@ IGNORE_INDEX = -100
 ADDITION_ALPHABET = "0123456789+=,."
 
 Tokenizer = CharTokenizer | BPETokenizer
+# The tokenizers ``LanguageModelTask.from_corpus`` can train: one token per character, or byte-level BPE.
+TOKENIZERS = ("char", "bpe")
 Batch = tuple[Tensor, Tensor]
 
 
@@ -215,8 +217,8 @@ class LanguageModelTask:
 
         The BPE tokenizer (``vocab_size`` ids) is trained on the training part only.
         """
-        if tokenizer not in ("char", "bpe"):
-            raise ValueError(f"unknown tokenizer {tokenizer!r}; expected 'char' or 'bpe'")
+        if tokenizer not in TOKENIZERS:
+            raise ValueError(f"unknown tokenizer {tokenizer!r}; expected {' or '.join(map(repr, TOKENIZERS))}")
         text = load_corpus(max_chars)
         split = int(len(text) * (1 - val_fraction))
         trained = CharTokenizer(text) if tokenizer == "char" else train_bpe(text[:split], vocab_size)

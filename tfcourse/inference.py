@@ -15,7 +15,7 @@ Strategies: ``greedy`` (arg-max), ``sample`` (temperature, top-k and top-p as in
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -26,6 +26,7 @@ from tfcourse.distributed import resolve_device
 from tfcourse.generation import StepLogits, beam_search, decode_tokens, greedy_decode, sample_next, seq2seq_step
 from tfcourse.gpt_tasks import Tokenizer, tokenizer_from_state
 from tfcourse.model import GPT, GPTConfig, Transformer
+from tfcourse.settings import check_choices, setting
 
 STRATEGIES = ("greedy", "sample", "beam")
 CHECKPOINT = "checkpoint.pt"  # the file name of a run's checkpoint in its output folder
@@ -45,20 +46,19 @@ def model_from_spec(spec: dict) -> nn.Module:
 class Decoding:
     """How to choose tokens. ``max_new_tokens=None`` lets the task decide."""
 
-    strategy: str = field(default="greedy", metadata={"help": "greedy, sample or beam"})
-    max_new_tokens: int | None = field(default=None, metadata={"help": "tokens to generate at most "
-                                                               "(default: the task's answer length or the context)"})
-    temperature: float = field(default=1.0, metadata={"help": "sample: divide the logits by this"})
-    top_k: int | None = field(default=None, metadata={"help": "sample: only from the K most likely tokens"})
-    top_p: float | None = field(default=None, metadata={"help": "sample: only from the nucleus of mass P"})
-    beam_width: int = field(default=4, metadata={"help": "beam: beams kept"})
-    length_penalty: float = field(default=1.0, metadata={"help": "beam: score / length**PENALTY"})
-    samples: int = field(default=1, metadata={"help": "sample: outputs to draw"})
-    seed: int = field(default=0, metadata={"help": "sample: seed of the random draws"})
+    strategy: str = setting("greedy", "how each token is chosen", STRATEGIES)
+    max_new_tokens: int | None = setting(None, "tokens to generate at most "
+                                               "(default: the task's answer length or the context)")
+    temperature: float = setting(1.0, "sample: divide the logits by this")
+    top_k: int | None = setting(None, "sample: only from the K most likely tokens")
+    top_p: float | None = setting(None, "sample: only from the nucleus of mass P")
+    beam_width: int = setting(4, "beam: beams kept")
+    length_penalty: float = setting(1.0, "beam: score / length**PENALTY")
+    samples: int = setting(1, "sample: outputs to draw")
+    seed: int = setting(0, "sample: seed of the random draws")
 
     def __post_init__(self) -> None:
-        if self.strategy not in STRATEGIES:
-            raise ValueError(f"unknown strategy {self.strategy!r}; choose one of {', '.join(STRATEGIES)}")
+        check_choices(self)
         if self.samples > 1 and self.strategy != "sample":
             raise ValueError(f"only sampling gives different outputs; {self.strategy} gives one, use samples=1")
 

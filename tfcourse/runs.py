@@ -27,21 +27,17 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import FormatStrFormatter
 from torch import Tensor, nn
 
-from tfcourse.distributed import ProcessGroup, process_group
-from tfcourse.gpt_tasks import AdditionTask, LanguageModelTask, gpt_config, next_token_loss, tokenizer_state
+from tfcourse.distributed import DEVICES, ProcessGroup, process_group
+from tfcourse.gpt_tasks import TOKENIZERS, AdditionTask, LanguageModelTask, gpt_config, next_token_loss, tokenizer_state
 from tfcourse.inference import CHECKPOINT, model_from_spec
 from tfcourse.model import count_parameters
 from tfcourse.reasoning import TERMINATOR
+from tfcourse.settings import check_choices, setting
 from tfcourse.tasks import Seq2SeqTask, exact_match, teacher_forcing_loss, transformer_arguments
-from tfcourse.training import TrainResult, seeded_batches, train
+from tfcourse.training import SCHEDULES, TrainResult, seeded_batches, train
 
 Batch = tuple[Tensor, ...]
 SUMMARY, LOSS_PLOT = "summary.json", "loss.png"
-
-
-def setting(default, help: str):
-    """A dataclass field with a help text (``tfcourse train --help`` shows it)."""
-    return field(default=default, metadata={"help": help})
 
 
 @dataclass
@@ -54,13 +50,13 @@ class RunConfig:
     steps: int = setting(1000, "optimiser steps in all (a resumed run counts those already done)")
     batch_size: int = setting(64, "examples per step, split over the processes of a distributed run")
     lr: float = setting(3e-3, "peak learning rate")
-    schedule: str = setting("cosine", "learning-rate schedule after warm-up: cosine, noam or constant")
+    schedule: str = setting("cosine", "learning-rate schedule after warm-up", SCHEDULES)
     warmup: int | None = setting(None, "warm-up steps (default: 10%% of the steps)")
     weight_decay: float = setting(0.01, "AdamW weight decay of weight matrices and embeddings")
     grad_clip: float | None = setting(1.0, "clip the gradient norm to this (0: no clipping)")
     label_smoothing: float = setting(0.0, "probability mass moved from the true token to all tokens")
     amp: bool = setting(False, "mixed precision: bfloat16 (float16 with loss scaling on older GPUs)")
-    device: str | None = setting(None, "cpu or cuda (default: cuda when available)")
+    device: str | None = setting(None, "default: cuda when available", DEVICES)
     seed: int = setting(0, "seed of the initial weights and of the data")
     # model size
     d_model: int = setting(64, "width of the model")
@@ -77,13 +73,14 @@ class RunConfig:
     n_symbols: int = setting(10, "reverse, copy: distinct symbols")
     digits: int = setting(3, "addition: train on numbers of 1..DIGITS digits")
     test_digits: int | None = setting(None, "addition: evaluate on 1..TEST_DIGITS digits (default: DIGITS)")
-    tokenizer: str = setting("char", "lm: char or bpe")
+    tokenizer: str = setting("char", "lm: how text becomes tokens", TOKENIZERS)
     vocab_size: int = setting(512, "lm with bpe: vocabulary size")
     block_size: int = setting(64, "lm: context length in tokens")
     corpus_chars: int | None = setting(200_000, "lm: characters of the corpus to use")
 
     def __post_init__(self) -> None:
         """Refuse settings no run can use, saying which and why."""
+        check_choices(self)
         counts = ("steps", "batch_size", "d_model", "n_layers", "n_heads", "seq_len", "n_symbols", "digits",
                   "block_size")
         too_small = [f"{name}={getattr(self, name)}" for name in counts if getattr(self, name) < 1]

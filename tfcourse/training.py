@@ -105,6 +105,10 @@ def warmup_cosine_lr(step: int, max_lr: float, warmup: int, total: int, min_lr: 
     return min_lr + (max_lr - min_lr) * 0.5 * (1.0 + math.cos(math.pi * decay_fraction))
 
 
+# The names ``lr_schedule`` knows.
+SCHEDULES = ("cosine", "noam", "constant")
+
+
 def lr_schedule(name: str, peak_lr: float, warmup: int, total: int) -> Callable[[int], float]:
     """The learning rate as a function of the 1-based step, for ``train``.
 
@@ -122,7 +126,7 @@ def lr_schedule(name: str, peak_lr: float, warmup: int, total: int) -> Callable[
         warmup = max(warmup, 1)
         peak = noam_lr(warmup, d_model=1, warmup=warmup)
         return lambda step: peak_lr * noam_lr(step, d_model=1, warmup=warmup) / peak
-    raise ValueError(f"unknown schedule {name!r}; expected 'cosine', 'noam' or 'constant'")
+    raise ValueError(f"unknown schedule {name!r}; expected one of {', '.join(map(repr, SCHEDULES))}")
 
 
 # ------------------------------------------------------------ optimiser, AMP

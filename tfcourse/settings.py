@@ -1,0 +1,32 @@
+"""Declared settings: a dataclass field that carries its help text and its allowed values.
+
+:class:`~tfcourse.runs.RunConfig` and :class:`~tfcourse.inference.Decoding` declare their
+fields with :func:`setting`; the command line reads ``field.metadata["help"]`` and
+``field.metadata["choices"]`` to make its options, and :func:`check_choices` refuses any
+other value, so both offer the same settings with the same allowed values.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import field, fields
+from typing import Any
+
+
+def setting(default: Any, help: str, choices: Sequence[str] | None = None) -> Any:
+    """A dataclass field with ``metadata = {"help": help, "choices": tuple(choices) or None}``.
+
+    ``choices=None``: any value of the field's type.
+    """
+    return field(default=default, metadata={"help": help, "choices": None if choices is None else tuple(choices)})
+
+
+def check_choices(settings: Any) -> None:
+    """Raise ``ValueError`` for a field of the dataclass ``settings`` set to a value outside its choices.
+
+    ``None`` (the default of optional settings) is always allowed.
+    """
+    for spec in fields(settings):
+        choices, value = spec.metadata.get("choices"), getattr(settings, spec.name)
+        if choices is not None and value is not None and value not in choices:
+            raise ValueError(f"unknown {spec.name} {value!r}; choose one of {', '.join(choices)}")
