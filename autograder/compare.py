@@ -11,8 +11,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from autograder.mismatch import STAGES, Mismatch  # noqa: F401 (part of this module's interface)
-from autograder.wire import Opaque
+from autograder.harness.mismatch import Mismatch
+from autograder.harness.wire import Opaque
 
 
 def _type_name(value: Any) -> str:

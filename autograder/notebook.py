@@ -7,40 +7,15 @@ its ``check()`` raised (the learner-facing report), never a traceback.
 
 from __future__ import annotations
 
-import json
-from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import nbformat
 from nbclient import NotebookClient
 from nbclient.exceptions import CellTimeoutError, DeadKernelError
 
+from autograder.scores import CellCheck, NotebookScore
+
 CELL_TIMEOUT_S = 120
-
-
-@dataclass
-class CellCheck:
-    """The verdict on one graded cell (``name`` is its nbgrader ``grade_id``)."""
-
-    name: str
-    points: float
-    max_points: float
-    passed: bool
-    message: str
-
-
-@dataclass
-class NotebookScore:
-    """A notebook's score, in the JSON shape of ``tfcourse check --json``."""
-
-    student: str
-    assignment: str
-    score: float
-    max_score: float
-    checks: list[CellCheck] = field(default_factory=list)
-
-    def to_json(self) -> str:
-        return json.dumps(asdict(self))
 
 
 def graded_cells(nb: nbformat.NotebookNode) -> list[nbformat.NotebookNode]:

@@ -5,7 +5,7 @@ Checking is split in three steps, so that grading can run the middle one in a sa
 1. :func:`prepare_cases` (trusted): each case's inputs, and the reference's output on its
    own copy of them (for a module, also the reference's weights and gradients);
 2. producing the learner's output on another copy, inside the forbidden-API tripwires
-   (:mod:`autograder.harness`; :meth:`ExerciseRun.run` does it in this process);
+   (:mod:`autograder.harness.calls`; :meth:`ExerciseRun.run` does it in this process);
 3. :func:`judge` (trusted): the staged comparison; when the values are wrong, the
    exercise's known mistakes are evaluated on the same inputs and named when one matches.
 """
@@ -20,8 +20,8 @@ from torch import nn
 
 from autograder.compare import Mismatch, compare
 from autograder.exercise import Case, CaseContext, Exercise, Mistake
-from autograder.harness import Produced, clone, function_output, module_output
-from autograder.modules import gradients_by_name
+from autograder.harness.calls import Produced, clone, function_output, module_output
+from autograder.harness.weights import gradients_by_name
 
 # Failures where the learner's output exists and can be compared with a known mistake's.
 DIAGNOSABLE_STAGES = ("shape", "values", "nan")
@@ -175,5 +175,5 @@ def diagnose(exercise: Exercise, outcomes: list[CaseOutcome]) -> Mistake | None:
 def _matches(actual: Any, wrong: Any, tolerance: tuple[float, float]) -> bool:
     try:
         return compare(actual, wrong, tolerance) is None
-    except Exception:
+    except Exception:  # a variant's output of another structure than the learner's is simply no match
         return False

@@ -11,7 +11,7 @@ import statistics
 
 import torch
 
-from autograder.check import run_check
+from autograder.checker import run_check
 from autograder.registry import lesson_exercises
 from benchmarks.timing import median_seconds
 from tests.notebooks import GRADED_LESSONS, solution_of

@@ -12,7 +12,7 @@ from pathlib import Path
 import nbformat
 from nbgrader.api import Gradebook
 
-from autograder.course import Course, init_course, run_nbgrader
+from autograder.grading.course import Course, init_course, run_nbgrader
 from tests.notebooks import ROOT
 
 LESSON = "02-attention"

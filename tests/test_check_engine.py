@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from autograder import check
-from autograder.check import HIDDEN_SEED_VARIABLE, run_check
+from autograder.checker import HIDDEN_SEED_VARIABLE, run_check
 from autograder.exercise import Exercise
 from autograder.registry import find_exercise, lesson_exercises
 from autograder.runner import ExerciseRun, available_devices, diagnose
@@ -176,7 +176,7 @@ def test_renamed_function_is_found_by_name_or_explained():
 def test_hidden_cases_follow_the_instructors_seed(monkeypatch):
     exercise = find_exercise("softmax")
     monkeypatch.setenv(HIDDEN_SEED_VARIABLE, "5")
-    from autograder.check import hidden_seed
+    from autograder.checker import hidden_seed
     first = exercise.make_cases(_context(hidden_seed()), True)[0].args[0]
     again = exercise.make_cases(_context(hidden_seed()), True)[0].args[0]
     monkeypatch.setenv(HIDDEN_SEED_VARIABLE, "6")

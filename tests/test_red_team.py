@@ -16,7 +16,7 @@ from types import SimpleNamespace
 import nbformat
 import pytest
 
-from autograder.confine import probe
+from autograder.harness.confine import probe
 from tests.grading_course import (
     LESSON,
     gradebook_scores,

@@ -9,7 +9,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from autograder.casedata import BigramLogits
+from autograder.harness.casedata import BigramLogits
 from autograder.exercise import Case, CaseContext, Exercise, Mistake
 from tfcourse import generation, training
 from tfcourse.attention import scaled_dot_product_attention, softmax

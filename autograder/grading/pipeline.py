@@ -1,18 +1,17 @@
 """Grading a class: every submission of an assignment, in sandboxes side by side, judged here.
 
 For each submission and notebook: the submission is read as untrusted data, the static
-scan rejects forbidden code (:mod:`autograder.submission`), the rest runs in a confined
-child of the grading zygote (:mod:`autograder.sandbox`), and the outputs that come back
+scan rejects forbidden code (:mod:`autograder.grading.submission`), the rest runs in a confined
+child of the grading zygote (:mod:`autograder.grading.sandbox`), and the outputs that come back
 are judged on this side against the reference's answers (:mod:`autograder.runner`). A
 timeout, a crash, a memory blow-up or a corrupt notebook becomes that submission's verdict,
 with the reason; only a failure of the sandbox itself leaves a submission ungraded (it is
 graded on the next run). Results are committed one submission at a time
-(:mod:`autograder.gradebook`), so a run stopped midway resumes where it stopped.
+(:mod:`autograder.grading.gradebook`), so a run stopped midway resumes where it stopped.
 """
 
 from __future__ import annotations
 
-import argparse
 import hashlib
 import os
 import pickle
@@ -25,19 +24,19 @@ from typing import Any, Callable
 import nbformat
 import torch
 from nbgrader.utils import compute_checksum, determine_grade
-from tqdm import tqdm
 
-from autograder.check import report
-from autograder.confine import Limits
-from autograder.course import Course, CourseError
-from autograder.gradebook import GradebookWriter, Journal, NotebookGrades
-from autograder.harness import Job, Produced
-from autograder.mismatch import STAGES, Mismatch
-from autograder.notebook import CellCheck, NotebookScore
-from autograder.plan import MANUAL, SOLUTION, Check, GradedCell, NotebookPlan, PlanError
-from autograder.runner import CaseOutcome, available_devices, judge
-from autograder.sandbox import Sandbox, SandboxError, SandboxRun, pickle_job
-from autograder.submission import UnreadableNotebook, autograded_notebook, build_program, read_submission
+from autograder.checker import report
+from autograder.harness.confine import Limits
+from autograder.grading.course import Course
+from autograder.grading.gradebook import GradebookWriter, Journal, NotebookGrades
+from autograder.harness.calls import MESSAGE_CHARS, Produced
+from autograder.harness.serve import Job
+from autograder.harness.mismatch import STAGES, Mismatch
+from autograder.scores import CellCheck, NotebookScore
+from autograder.grading.plan import MANUAL, SOLUTION, Check, GradedCell, NotebookPlan, PlanError
+from autograder.runner import CaseOutcome, judge
+from autograder.grading.sandbox import Sandbox, SandboxError, SandboxRun, pickle_job
+from autograder.grading.submission import UnreadableNotebook, autograded_notebook, build_program, read_submission
 
 GRADER_VERSION = "1"  # part of every submission's digest: a new grader regrades everything
 NO_CHECK = ("this graded cell calls no check(): tfcourse grade judges check() cells only. Grade this assignment "
@@ -197,7 +196,7 @@ def _task_results(run: SandboxRun, plan: NotebookPlan) -> dict[int, _TaskResults
 def _mismatch(event: dict[str, Any]) -> Mismatch:
     stage = event.get("stage") if event.get("stage") in STAGES else "raises"
     message = event.get("message")
-    return Mismatch(stage, message[:2000] if isinstance(message, str) else "your code failed.")
+    return Mismatch(stage, message[:MESSAGE_CHARS] if isinstance(message, str) else "your code failed.")
 
 
 def _produced(event: dict[str, Any]) -> Produced:
@@ -337,65 +336,3 @@ def _write_atomically(path: Path, notebook: nbformat.NotebookNode) -> None:
     temporary = path.with_name(f".{path.name}.tmp")
     nbformat.write(notebook, temporary)
     os.replace(temporary, path)
-
-
-def summary_line(grades: SubmissionGrades) -> str:
-    """One line per submission for the instructor's terminal."""
-    score = sum(n.score.score for n in grades.notebooks)
-    maximum = sum(n.score.max_score for n in grades.notebooks)
-    note = "  (unchanged, from the last run)" if grades.reused else ""
-    return f"{grades.student:<24} {score:>6g} / {maximum:<6g}{note}"
-
-
-def json_lines(grades: SubmissionGrades) -> list[str]:
-    """The contract's JSON object per notebook."""
-    return [notebook.score.to_json() for notebook in grades.notebooks]
-
-
-def _devices(choice: str | None) -> list[torch.device]:
-    if choice == "cpu":
-        return [torch.device("cpu")]
-    if choice == "cuda" and not torch.cuda.is_available():
-        raise CourseError("--device cuda: no usable CUDA device here (see `tfcourse doctor`); grade with --device cpu")
-    return available_devices()
-
-
-def run_grade(args: argparse.Namespace) -> int:
-    """``tfcourse grade``: exit status 0 when every submission was graded, 1 when the sandbox failed
-    on some (run again to grade them), 2 for a problem with the course, 130 when interrupted."""
-    if args.workers < 1:
-        print("error: --workers must be at least 1", file=sys.stderr)
-        return 2
-    try:
-        course = Course(args.course)
-        limits = Limits() if args.timeout is None else Limits(
-            wall_seconds=args.timeout, seconds_per_call=min(Limits.seconds_per_call, args.timeout / 2))
-        devices = _devices(args.device)
-    except (CourseError, ValueError) as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
-    torch.set_num_threads(1)  # the sandboxes need the cores
-
-    def show(grades: SubmissionGrades) -> None:
-        lines = json_lines(grades) if args.json else [summary_line(grades)]
-        tqdm.write("\n".join(lines), file=sys.stdout)
-        sys.stdout.flush()
-
-    def bar(done: int, total: int) -> tqdm:
-        return tqdm(total=total, initial=done, unit="submission", desc=args.assignment, file=sys.stderr)
-
-    try:
-        run = grade_class(course, args.assignment, args.workers, devices, limits, args.force, show, bar)
-    except (CourseError, PlanError, LookupError) as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print("interrupted before grading started: nothing was changed", file=sys.stderr)
-        return 130
-    for student, reason in run.failed.items():
-        print(f"not graded: {student}: {reason} (run the command again to grade it)", file=sys.stderr)
-    if run.interrupted:
-        print(f"interrupted: {len(run.graded)} submissions are graded and saved; run the same command again to "
-              "grade the rest", file=sys.stderr)
-        return 130
-    return 1 if run.failed else 0

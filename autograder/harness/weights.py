@@ -11,7 +11,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from autograder.mismatch import Mismatch
+from autograder.harness.mismatch import Mismatch
 
 
 def load_weights_by_name(

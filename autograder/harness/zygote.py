@@ -1,16 +1,16 @@
 """The grading zygote: a process that has imported torch once and forks one child per submission.
 
-Started by :class:`autograder.sandbox.Sandbox` (``main(["", FD, MODULE...])``, with the
-package's ``__init__`` skipped), it imports the harness and the listed modules (never the
-exercise specifications, the judge or the reference), learns which protections the
-machine allows (:func:`autograder.confine.probe`), and serves requests on the Unix socket
-``FD``. A request is a JSON object
+Started by :class:`autograder.grading.sandbox.Sandbox` as ``python -m
+autograder.harness.zygote FD MODULE...``, it imports every module of
+:mod:`autograder.harness` and the listed ones (never the exercise specifications, the
+judge or the reference), learns which protections the machine allows
+(:func:`autograder.harness.confine.probe`), and serves requests on the Unix socket ``FD``. A request is a JSON object
 ``{"id", "limits", "hidden"}`` with two file descriptors attached, the job's pipe to read
 and the results' pipe to write. For each, the zygote forks:
 
 * a monitor, which enters new namespaces, makes the working directory and forks
 * the runner: the first process of those namespaces, which confines itself and runs
-  :func:`autograder.harness.serve`; when it ends, everything it started ends too.
+  :func:`autograder.harness.serve.serve`; when it ends, everything it started ends too.
 
 Replies: ``{"hello": isolation}`` once, then ``{"id", "pid"}`` when a monitor starts and
 ``{"id", "status"}`` when it ends. A request ``{"kill": id}`` kills that monitor's process
@@ -23,22 +23,30 @@ from __future__ import annotations
 import importlib
 import json
 import os
+import pkgutil
 import select
 import shutil
 import signal
 import socket
+import sys
 from dataclasses import asdict
 from pathlib import Path
 
-from autograder import confine, harness
+import autograder.harness
+from autograder.harness import confine, serve
 
 EXIT_SETUP_FAILED = 71  # the monitor could not create the namespaces or the working directory
 EXIT_CONFINE_FAILED = 72  # the runner could not confine itself
+EXIT_MESSAGES = {EXIT_SETUP_FAILED: "the sandbox could not create its namespaces or working directory",
+                 EXIT_CONFINE_FAILED: "the sandbox could not confine the grading process"}
 SWEEP_SECONDS = 0.1
 
 
 def main(argv: list[str]) -> None:
+    """``argv``: ``["", FD, MODULE...]``; serves until the socket closes."""
     sock = socket.socket(fileno=int(argv[1]))
+    for module in pkgutil.iter_modules(autograder.harness.__path__, "autograder.harness."):
+        importlib.import_module(module.name)
     for name in argv[2:]:
         try:
             importlib.import_module(name)
@@ -101,7 +109,7 @@ def _spawn(request: dict, fds: list[int], isolation: confine.Isolation, sock: so
         limits = confine.Limits(**request["limits"])
         processes_before = 0 if isolation.drops_to_nobody else confine.processes_of(os.getuid())
         workdir = confine.enter(isolation, request["hidden"], limits.scratch_bytes)
-    except BaseException:
+    except BaseException:  # the forked monitor must never return into the zygote's loop; the status says why
         os._exit(EXIT_SETUP_FAILED)
     runner = os.fork()
     if runner == 0:
@@ -119,10 +127,10 @@ def _run(isolation: confine.Isolation, limits: confine.Limits, workdir: Path, pr
     """The runner: confine, then run the job; never returns."""
     try:
         confine.confine(isolation, limits, workdir, processes_before)
-    except BaseException:
+    except BaseException:  # never run a learner's code unconfined; the status says why
         os._exit(EXIT_CONFINE_FAILED)
     try:
-        harness.serve(job_fd, result_fd)
+        serve.serve(job_fd, result_fd)
     except BaseException:  # the learner's code broke the harness itself; the trusted side reports what is missing
         os._exit(1)
     os._exit(0)
@@ -157,3 +165,6 @@ def _children() -> list[int]:
     except OSError:
         return []
 
+
+if __name__ == "__main__":
+    main(sys.argv)

@@ -1,46 +1,29 @@
-"""The ``train``, ``generate`` and ``experiment`` subcommands of ``tfcourse``.
+"""``tfcourse train``, ``generate`` and ``experiment``: training runs, decoding with them, lesson 7's experiments.
 
 Their options are made from the fields of :class:`~tfcourse.runs.RunConfig` and
-:class:`~tfcourse.inference.Decoding` (a field ``batch_size`` becomes ``--batch-size``), so
-the command line and the Python API always offer the same settings.
+:class:`~tfcourse.inference.Decoding` (a field ``batch_size`` becomes ``--batch-size``).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import sys
-from dataclasses import Field, fields
 from pathlib import Path
 
-OPTION_TYPES = {"int": int, "float": float, "str": str}
-CHOICES = {"schedule": ["cosine", "noam", "constant"], "device": ["cpu", "cuda"], "tokenizer": ["char", "bpe"],
-           "strategy": ["greedy", "sample", "beam"]}
+from tfcourse.cli.errors import command
+from tfcourse.cli.options import add_device_option, add_field_options, given
+from tfcourse.experiments import RUNNERS
+from tfcourse.inference import Decoding
+from tfcourse.runs import TASKS, RunConfig
 
-
-def _add_field_option(parser: argparse.ArgumentParser, spec: Field) -> None:
-    """``--name`` for a dataclass field; its default stays None so that only given options override."""
-    flag, help_text = "--" + spec.name.replace("_", "-"), spec.metadata.get("help")
-    kind = str(spec.type).split(" | ")[0]
-    if kind == "bool":
-        parser.add_argument(flag, action="store_true", default=None, help=help_text)
-    else:
-        parser.add_argument(flag, type=OPTION_TYPES[kind], choices=CHOICES.get(spec.name), help=help_text)
-
-
-def _given(args: argparse.Namespace, names: list[str]) -> dict:
-    return {name: getattr(args, name) for name in names if getattr(args, name) is not None}
+RUN_OPTIONS = ("task",)  # RunConfig fields that are not options (the task is an argument)
 
 
 def _train(args: argparse.Namespace) -> int:
-    from tfcourse.runs import RunConfig, run_training
+    from tfcourse.runs import run_training
 
-    names = [spec.name for spec in fields(RunConfig) if spec.name != "task"]
-    try:
-        summary = run_training(RunConfig.for_task(args.task, **_given(args, names)), progress=not args.quiet)
-    except ValueError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
+    config = RunConfig.for_task(args.task, **given(args, args.settings))
+    summary = run_training(config, progress=not args.quiet)
     if summary is not None:  # None on the ranks of a distributed run other than 0
         _print_summary(summary)
     return 0
@@ -57,16 +40,10 @@ def _print_summary(summary: dict) -> None:
 
 
 def _generate(args: argparse.Namespace) -> int:
-    from tfcourse.inference import Decoding, load_trained
+    from tfcourse.inference import load_trained
 
-    try:
-        trained = load_trained(args.checkpoint, args.device or "cpu")
-        decoding = Decoding(**_given(args, [spec.name for spec in fields(Decoding)]))
-        outputs = trained.complete(args.prompt, decoding)
-    except (ValueError, FileNotFoundError) as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
-    for output in outputs:
+    trained = load_trained(args.checkpoint, args.device)
+    for output in trained.complete(args.prompt, Decoding(**given(args, args.settings))):
         print(f"{args.prompt} -> {output}")
     return 0
 
@@ -78,11 +55,7 @@ def _experiment(args: argparse.Namespace) -> int:
     settings = dict(experiments.FULL[name]) if args.full else {}
     if args.device:
         settings["device"] = args.device
-    try:
-        result = experiments.RUNNERS[name](progress=not args.quiet, **settings)
-    except ValueError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
+    result = experiments.RUNNERS[name](progress=not args.quiet, **settings)
     out.mkdir(parents=True, exist_ok=True)
     (out / f"{name}.json").write_text(json.dumps(result, indent=2) + "\n")
     experiments.PLOTS[name](result).savefig(out / f"{name}.png", dpi=120, bbox_inches="tight")
@@ -92,11 +65,7 @@ def _experiment(args: argparse.Namespace) -> int:
 
 
 def register(commands: argparse._SubParsersAction) -> None:
-    """Add ``train``, ``generate`` and ``experiment`` to the ``tfcourse`` command line."""
-    from tfcourse.experiments import RUNNERS
-    from tfcourse.inference import Decoding
-    from tfcourse.runs import TASKS, RunConfig
-
+    """Add ``train``, ``generate`` and ``experiment``."""
     tasks = "\n".join(f"  {name:<13} {info.description}; target {info.target}" for name, info in TASKS.items())
     train = commands.add_parser(
         "train", help="train a model on a task; writes a checkpoint, summary.json and loss.png",
@@ -104,25 +73,22 @@ def register(commands: argparse._SubParsersAction) -> None:
                     "(gloo on CPU, NCCL on GPU), e.g.\n  torchrun --nproc_per_node 2 -m tfcourse.cli train reverse",
         formatter_class=argparse.RawDescriptionHelpFormatter)
     train.add_argument("task", choices=list(TASKS))
-    for spec in fields(RunConfig):
-        if spec.name != "task":
-            _add_field_option(train, spec)
+    train.set_defaults(settings=add_field_options(train, RunConfig, skip=RUN_OPTIONS))
     train.add_argument("--quiet", action="store_true", help="no progress bar")
-    train.set_defaults(run=_train)
+    command(train, _train, ValueError)
 
     generate = commands.add_parser("generate", help="decode prompts with a trained checkpoint")
     generate.add_argument("checkpoint", help="a checkpoint.pt, or the output folder of `tfcourse train`")
     generate.add_argument("--prompt", required=True,
                           help="reverse/copy: symbols such as '3 1 4 1 5'; addition: '123+45='; lm: any text")
-    generate.add_argument("--device", choices=CHOICES["device"], help="default: cpu")
-    for spec in fields(Decoding):
-        _add_field_option(generate, spec)
-    generate.set_defaults(run=_generate)
+    add_device_option(generate)
+    generate.set_defaults(settings=add_field_options(generate, Decoding))
+    command(generate, _generate, ValueError, FileNotFoundError)
 
     experiment = commands.add_parser("experiment", help="lesson 7's experiments; writes JSON and a plot")
     experiment.add_argument("name", choices=list(RUNNERS))
     experiment.add_argument("--full", action="store_true", help="the full-size settings (for a GPU)")
-    experiment.add_argument("--device", choices=CHOICES["device"], help="default: cuda when available")
+    add_device_option(experiment)
     experiment.add_argument("--out", default="runs/experiments", help="folder for NAME.json and NAME.png")
     experiment.add_argument("--quiet", action="store_true", help="no progress bars")
-    experiment.set_defaults(run=_experiment)
+    command(experiment, _experiment, ValueError)

@@ -10,14 +10,14 @@ from __future__ import annotations
 
 import os
 import secrets
-from dataclasses import dataclass, field
 from typing import Any
 
-from autograder.compare import Mismatch
+from autograder.harness.mismatch import Mismatch
 from autograder.exercise import Exercise
-from autograder.forbidden import forbidden_use, is_course_object, scan_source
+from autograder.harness.forbidden import forbidden_use, is_course_object, scan_source
 from autograder.registry import find_exercise
 from autograder.runner import CaseOutcome, ExerciseRun, available_devices, diagnose
+from autograder.scores import CheckResult
 from autograder.seeds import HIDDEN_SEED_VARIABLE, VISIBLE_SEED
 
 
@@ -27,27 +27,9 @@ def hidden_seed() -> int:
     return int(value) if value else secrets.randbelow(2**31)
 
 
-@dataclass
-class CheckResult:
-    """The outcome of checking one exercise."""
-
-    name: str
-    passed: bool
-    points: int
-    max_points: int
-    message: str
-    outcomes: list[CaseOutcome] = field(default_factory=list)
-
-    def __str__(self) -> str:
-        return self.message
-
-    def _ipython_display_(self) -> None:
-        """Show nothing as a cell's value: :func:`check` has already printed the report."""
-
-
 def _failure(exercise: Exercise, mismatch: Mismatch) -> CheckResult:
     message = f"{exercise.name}: {mismatch.message}"
-    return CheckResult(exercise.name, False, 0, exercise.points, message,
+    return CheckResult(exercise.name, 0, exercise.points, False, message,
                        [CaseOutcome("before running", "-", "-", mismatch)])
 
 
@@ -123,7 +105,7 @@ def run_check(obj: Any, name: str | None = None, hidden: bool = False, devices=N
     seed = hidden_seed() if hidden else VISIBLE_SEED
     outcomes = ExerciseRun(exercise, obj).run(seed, hidden, devices or available_devices())
     passed = all(o.passed for o in outcomes)
-    return CheckResult(exercise.name, passed, exercise.points if passed else 0, exercise.points,
+    return CheckResult(exercise.name, exercise.points if passed else 0, exercise.points, passed,
                        report(exercise, outcomes), outcomes)
 
 

@@ -1,4 +1,4 @@
-"""The instructor's nbgrader course directory, and the commands that work on it.
+"""The instructor's nbgrader course directory, and the operations on it.
 
 The course directory stays nbgrader's own: ``nbgrader_config.py`` says where everything
 is, nbgrader's gradebook holds the grades, and ``release``, ``collect`` and ``feedback``
@@ -13,7 +13,6 @@ hidden test cases in ``hidden_seed.txt``, readable by the instructor only.
 
 from __future__ import annotations
 
-import argparse
 import csv
 import os
 import secrets
@@ -21,11 +20,10 @@ import shutil
 import subprocess
 import sys
 from pathlib import Path
-from typing import Any
 
 from autograder.seeds import HIDDEN_SEED_VARIABLE
 
-REPOSITORY = Path(__file__).resolve().parent.parent
+REPOSITORY = Path(__file__).resolve().parents[2]  # the checkout holding solutions/ and the packages
 SEED_FILE = "hidden_seed.txt"
 CONFIG_TEMPLATE = '''"""This course's nbgrader settings (made by `tfcourse init`): nbgrader and tfcourse read them."""
 
@@ -160,7 +158,7 @@ class Course:
         exchange = self.config.Exchange.get("root")
         candidates = [self.root, Path(exchange) if exchange else None, REPOSITORY / "solutions",
                       Path(tfcourse.__file__).parent, Path(autograder.exercises.__file__).parent]
-        needed = [Path(sys.prefix).resolve(), Path(__file__).resolve().parent]
+        needed = [Path(sys.prefix).resolve(), Path(__file__).resolve().parents[1] / "harness"]
         return [str(path) for path in candidates
                 if path is not None and path.is_dir() and not any(n.is_relative_to(path.resolve()) for n in needed)]
 
@@ -225,119 +223,3 @@ def export_csv(course: Course, output: Path) -> int:
                          "total", "max_score"])
         writer.writerows(rows)
     return len(rows)
-
-
-# --- the command line ------------------------------------------------------------------------------
-
-def register(commands: Any) -> None:
-    """Add ``init``, ``release``, ``collect``, ``grade``, ``feedback`` and ``export`` to the ``tfcourse`` parser."""
-    init = commands.add_parser("init", help="make an nbgrader course directory holding every lesson")
-    init.add_argument("course_dir", type=Path)
-    init.add_argument("--solutions", type=Path, default=REPOSITORY / "solutions",
-                      help="the lessons' nbgrader source notebooks (default: the repository's solutions/)")
-    init.add_argument("--course-id", default="tfcourse")
-    init.add_argument("--exchange", type=Path, default=None, help="nbgrader's exchange (default: COURSE_DIR/exchange)")
-    init.set_defaults(run=_init)
-    for name, help_text, run in (
-            ("release", "generate an assignment from its source and release it to the exchange", _release),
-            ("collect", "collect submissions from the exchange into the course", _collect),
-            ("feedback", "generate HTML feedback from the autograded notebooks and release it", _feedback)):
-        command = commands.add_parser(name, help=help_text)
-        command.add_argument("assignment")
-        command.add_argument("--course", type=Path, default=Path("."), help="the course directory (default: here)")
-        command.set_defaults(run=run)
-    grade = commands.add_parser("grade", help="grade every submission of an assignment in sandboxes")
-    grade.add_argument("assignment")
-    grade.add_argument("--course", type=Path, default=Path("."), help="the course directory (default: here)")
-    grade.add_argument("--workers", type=int, default=os.cpu_count() or 1, help="submissions graded at once")
-    grade.add_argument("--device", choices=["cpu", "cuda"], default=None,
-                       help="cpu: CPU cases only; cuda: CPU and CUDA cases (default: as check() does here)")
-    grade.add_argument("--json", action="store_true", help="one JSON object per notebook instead of a table")
-    grade.add_argument("--force", action="store_true", help="grade again submissions graded by an earlier run")
-    grade.add_argument("--timeout", type=float, default=None, help="wall-clock seconds per submission")
-    grade.set_defaults(run=_grade)
-    export = commands.add_parser("export", help="grades for a learning platform, one row per student")
-    export.add_argument("--course", type=Path, default=Path("."), help="the course directory (default: here)")
-    export.add_argument("--format", choices=["csv"], default="csv")
-    export.add_argument("--output", type=Path, default=None, help="default: COURSE_DIR/grades.csv")
-    export.set_defaults(run=_export)
-
-
-def _fail(error: Exception) -> int:
-    print(f"error: {error}", file=sys.stderr)
-    return 2
-
-
-def _init(args: argparse.Namespace) -> int:
-    try:
-        course = init_course(args.course_dir, args.solutions, args.course_id, args.exchange)
-    except (CourseError, OSError) as error:
-        return _fail(error)
-    assignments = sorted(p.name for p in (course.root / "source").iterdir())
-    print(f"course ready at {course.root} with {len(assignments)} assignments: {', '.join(assignments)}\n"
-          f"next: tfcourse release {assignments[0]} --course {args.course_dir}")
-    return 0
-
-
-def _nbgrader_steps(args: argparse.Namespace, *steps: tuple[str, ...]) -> int:
-    try:
-        course = Course(args.course)
-    except CourseError as error:
-        return _fail(error)
-    return _run_steps(course, *steps)
-
-
-def _run_steps(course: Course, *steps: tuple[str, ...]) -> int:
-    """Run the nbgrader commands in turn; the first failure's exit status, or 0."""
-    for step in steps:
-        status = run_nbgrader(course, *step)
-        if status:
-            print(f"error: `nbgrader {' '.join(step)}` failed (exit status {status}); its messages are above",
-                  file=sys.stderr)
-            return status
-    return 0
-
-
-def _release(args: argparse.Namespace) -> int:
-    return _nbgrader_steps(args, ("generate_assignment", args.assignment, "--force"),
-                           ("release_assignment", args.assignment, "--force"))
-
-
-def _collect(args: argparse.Namespace) -> int:
-    return _nbgrader_steps(args, ("collect", args.assignment, "--update"))
-
-
-def _feedback(args: argparse.Namespace) -> int:
-    """Generate every student's feedback, then release what nbgrader's exchange can deliver."""
-    try:
-        course = Course(args.course)
-    except CourseError as error:
-        return _fail(error)
-    status = _run_steps(course, ("generate_feedback", args.assignment, "--force"))
-    if status:
-        return status
-    unreleasable = course.feedback_without_exchange(args.assignment)
-    exclude = []
-    if unreleasable:
-        print(f"note: {len(unreleasable)} submission(s) did not come through nbgrader's exchange "
-              f"({', '.join(unreleasable)}), so their feedback cannot be released to it; it is in "
-              f"{course.feedback_folder('STUDENT', args.assignment)} for you to send.", file=sys.stderr)
-        exclude = [f"--CourseDirectory.student_id_exclude={','.join(unreleasable)}"]
-    return _run_steps(course, ("release_feedback", args.assignment, *exclude))
-
-
-def _export(args: argparse.Namespace) -> int:
-    try:
-        course = Course(args.course)
-        output = args.output or course.root / "grades.csv"
-        rows = export_csv(course, output)
-    except (CourseError, OSError) as error:
-        return _fail(error)
-    print(f"wrote {rows} students' grades to {output}")
-    return 0
-
-
-def _grade(args: argparse.Namespace) -> int:
-    from autograder.grading import run_grade
-
-    return run_grade(args)

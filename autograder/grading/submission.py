@@ -4,7 +4,7 @@ A submission decides only the content of the cells learners may edit. The instru
 cells are found by their nbgrader ids; one the learner deleted is put back after the
 nearest instructor cell still present (as nbgrader's ``add_missing_cells`` does), a locked
 cell always runs as the instructor wrote it, and a graded cell's content is never read from
-the submission: its checks come from the :class:`~autograder.plan.NotebookPlan`.
+the submission: its checks come from the :class:`~autograder.grading.plan.NotebookPlan`.
 
 Before anything runs, each check's target is looked up in the learner's code: the last
 statement that binds its name (a ``def``, a ``class``, an assignment or an import) is
@@ -22,9 +22,9 @@ from typing import Any, Iterator
 
 import nbformat
 
-from autograder.forbidden import forbidden_use, scan_code
-from autograder.mismatch import Mismatch
-from autograder.plan import LOCKED, MANUAL, SOLUTION, TEST, NotebookPlan, python_source
+from autograder.harness.forbidden import forbidden_use, scan_code
+from autograder.harness.mismatch import Mismatch
+from autograder.grading.plan import LOCKED, MANUAL, SOLUTION, TEST, NotebookPlan, python_source
 
 MAX_NOTEBOOK_BYTES = 32 << 20
 

@@ -8,7 +8,6 @@ sent to a separate grading process that never loads the course's reference code.
 
 from __future__ import annotations
 
-import torch
 from torch import Tensor
 
 

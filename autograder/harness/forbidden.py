@@ -1,6 +1,6 @@
 """Catching the APIs an exercise asks the learner not to use.
 
-Two complementary nets:
+Three complementary nets:
 
 * a static scan of the learner's source for the forbidden names and for imports of the
   course's own packages (it catches aliases such as ``from torch import softmax``);
@@ -20,7 +20,7 @@ import textwrap
 from contextlib import contextmanager
 from typing import Any, Callable, Iterator
 
-from autograder.mismatch import Mismatch
+from autograder.harness.mismatch import Mismatch
 
 COURSE_PACKAGES = ("tfcourse", "autograder")
 _INHERITED = object()  # marks an attribute a class inherits rather than defines

@@ -38,6 +38,8 @@ CLONE_NEWNS, CLONE_NEWIPC, CLONE_NEWUSER = 0x00020000, 0x08000000, 0x10000000
 CLONE_NEWPID, CLONE_NEWNET = 0x20000000, 0x40000000
 MS_RDONLY, MS_NOSUID, MS_NODEV, MS_NOEXEC, MS_BIND, MS_REC, MS_PRIVATE = 1, 2, 4, 8, 4096, 16384, 1 << 18
 PR_SET_PDEATHSIG, PR_SET_DUMPABLE, PR_SET_CHILD_SUBREAPER, PR_SET_NO_NEW_PRIVS = 1, 4, 36, 38
+# The folder holding the autograder package, which the sandboxed process runs from.
+PACKAGE_ROOT = Path(__file__).resolve().parents[2]
 PRIVATE_DIRS = ("/tmp", "/var/tmp", "/dev/shm")
 SAFE_ENVIRONMENT = {"PATH": "/usr/local/bin:/usr/bin:/bin", "LANG": "C.UTF-8", "MPLBACKEND": "Agg",
                     "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1"}
@@ -199,7 +201,7 @@ def _fresh_keeping_code(directory: Path, scratch_bytes: int) -> None:
     """Cover ``directory`` with a fresh, empty file system, except for the code this Python
     runs from (a virtual environment or a checkout under ``/tmp``, say), bound back in place
     with the paths hidden inside it still hidden."""
-    code = [Path(path) for path in (*python_paths(), str(Path(__file__).resolve().parent.parent))]
+    code = [Path(path) for path in (*python_paths(), str(PACKAGE_ROOT))]
     inside = {path for path in code if path.is_relative_to(directory) and path != directory}
     outermost = [path for path in inside if not any(path.is_relative_to(other) and path != other for other in inside)]
     handles = {path: os.open(path, os.O_PATH) for path in outermost}
@@ -309,7 +311,7 @@ def _works(attempt: Callable[[], None]) -> bool:
     if pid == 0:
         try:
             attempt()
-        except BaseException:
+        except BaseException:  # any failure means "not allowed here"; the forked child must never return
             os._exit(1)
         os._exit(0)
     _, status = os.waitpid(pid, 0)

@@ -1,11 +1,12 @@
 """Running untrusted jobs: the trusted side's handle on the grading zygote.
 
-:class:`Sandbox` starts :mod:`autograder.zygote` once, then :meth:`Sandbox.run` sends it a
-:class:`~autograder.harness.Job` per submission and collects the child's events, enforcing
+:class:`Sandbox` starts :mod:`autograder.harness.zygote` once, then :meth:`Sandbox.run` sends it
+a :class:`~autograder.harness.serve.Job` per submission and collects the child's events, enforcing
 the wall-clock limit (the child's whole process tree is killed) and a cap on the bytes it
 may send back. Jobs are pickled here, on the trusted side, and unpickled by the child; a
-job that would make the child import the course's reference is refused before it leaves.
-Events come back as :mod:`autograder.wire` messages and are decoded without running code.
+job that would make the child import anything of the course's outside :mod:`autograder.harness`
+is refused before it leaves. Events come back as :mod:`autograder.harness.wire` messages and
+are decoded without running code.
 """
 
 from __future__ import annotations
@@ -28,27 +29,15 @@ from typing import Any
 
 import torch
 
-from autograder import wire
-from autograder.confine import Isolation, Limits
-from autograder.forbidden import COURSE_PACKAGES
-from autograder.harness import Job, on_device
+from autograder.harness import wire
+from autograder.harness.confine import Isolation, Limits
+from autograder.harness.forbidden import COURSE_PACKAGES
+from autograder.harness.serve import Job, on_device
+from autograder.harness.zygote import EXIT_MESSAGES
 
-# Modules of the engine that the sandbox may hold: the harness and the data-only modules it uses.
-SANDBOX_MODULES = ("autograder.harness", "autograder.wire", "autograder.forbidden", "autograder.modules",
-                   "autograder.mismatch", "autograder.confine", "autograder.zygote", "autograder.casedata")
-# Starts the zygote without running autograder/__init__.py, which loads check() and with it the reference.
-BOOTSTRAP = """
-import importlib.util, sys, types
-package = types.ModuleType("autograder")
-package.__path__ = list(importlib.util.find_spec("autograder").submodule_search_locations)
-sys.modules["autograder"] = package
-from autograder import zygote
-zygote.main(sys.argv)
-"""
+HARNESS = "autograder.harness"  # the only package of the course's that the sandbox may load
 START_SECONDS = 300.0
 EXIT_GRACE_SECONDS = 5.0
-EXIT_MESSAGES = {71: "the sandbox could not create its namespaces or working directory",
-                 72: "the sandbox could not confine the grading process"}
 
 
 class SandboxError(RuntimeError):
@@ -99,14 +88,18 @@ class _JobPickler(pickle.Pickler):
     def reducer_override(self, obj: Any) -> Any:
         module = getattr(obj, "__module__", None) if isinstance(obj, type) or callable(obj) else None
         module = module or type(obj).__module__
-        if module.split(".")[0] in COURSE_PACKAGES and module not in SANDBOX_MODULES:
+        if module.split(".")[0] in COURSE_PACKAGES and not _in_harness(module):
             raise pickle.PicklingError(
                 f"a case input refers to {module}.{getattr(obj, '__qualname__', type(obj).__qualname__)}, which "
                 "the grading sandbox may not load. Case inputs must be data: tensors, arrays, numbers, torch.nn "
-                "modules, or classes from autograder.casedata.")
+                "modules, or classes from autograder.harness.casedata.")
         if isinstance(obj, torch.Tensor) and obj.device.type == "cuda" and type(obj) is torch.Tensor:
             return on_device, (obj.detach().cpu(), str(obj.device))
         return NotImplemented
+
+
+def _in_harness(module: str) -> bool:
+    return module == HARNESS or module.startswith(HARNESS + ".")
 
 
 def pickle_job(job: Job) -> bytes:
@@ -135,7 +128,7 @@ class Sandbox:
         self._log = tempfile.TemporaryFile()
         environment = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1"}
         self._process = subprocess.Popen(
-            [sys.executable, "-c", BOOTSTRAP, str(theirs.fileno()), *SANDBOX_MODULES, *self.preload],
+            [sys.executable, "-m", f"{HARNESS}.zygote", str(theirs.fileno()), *self.preload],
             pass_fds=[theirs.fileno()], stdin=subprocess.DEVNULL, stdout=self._log, stderr=self._log,
             env=environment)
         theirs.close()

@@ -16,12 +16,12 @@ import os
 import warnings
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 from nbgrader.api import Gradebook, MissingEntry
 from sqlalchemy.exc import SAWarning
 
-from autograder.notebook import CellCheck, NotebookScore
+from autograder.scores import CellCheck, NotebookScore
 
 
 @dataclass
@@ -111,7 +111,7 @@ class GradebookWriter:
                 for grade_id, comment in notebook.comments.items():
                     gradebook.find_comment(grade_id, notebook.name, assignment, student).auto_comment = comment
             gradebook.db.commit()
-        except BaseException:
+        except BaseException:  # Ctrl-C included: a submission's grades are committed whole or not at all
             gradebook.db.rollback()
             raise
 
@@ -122,8 +122,3 @@ class GradebookWriter:
                        for notebook in notebooks for grade_id, score in notebook.grades.items())
         except MissingEntry:
             return False
-
-    def scores(self, assignment: str) -> Iterator[tuple[str, float]]:
-        """``(student, total score)`` of every submission of the assignment."""
-        for submission in self._gradebook.assignment_submissions(assignment):
-            yield submission.student_id, submission.score

@@ -21,8 +21,9 @@ import nbformat
 import torch
 
 from autograder.exercise import Exercise
-from autograder.forbidden import COURSE_PACKAGES
-from autograder.harness import CaseInput, Task
+from autograder.grading.course import CourseError
+from autograder.harness.forbidden import COURSE_PACKAGES
+from autograder.harness.serve import CaseInput, Task
 from autograder.registry import find_exercise
 from autograder.runner import PreparedCase, prepare_cases
 from autograder.seeds import VISIBLE_SEED
@@ -30,7 +31,7 @@ from autograder.seeds import VISIBLE_SEED
 LOCKED, SOLUTION, MANUAL, TEST, TASK = "locked", "solution", "manual", "test", "task"
 
 
-class PlanError(ValueError):
+class PlanError(CourseError, ValueError):
     """The instructor's notebooks cannot be graded as they are; the message says how to fix them."""
 
 
