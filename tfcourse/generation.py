@@ -73,8 +73,12 @@ def sample_next(
 
 
 def decoder_only_step(model: nn.Module) -> StepLogits:
-    """Next-token logits of a decoder-only model such as :class:`~tfcourse.model.GPT`."""
-    return lambda ids: model(ids)[:, -1]
+    """Next-token logits of a decoder-only model such as :class:`~tfcourse.model.GPT`.
+
+    Prefixes longer than the model's ``config.block_size`` are cut to their last ``block_size`` tokens.
+    """
+    block_size = model.config.block_size
+    return lambda ids: model(ids[:, -block_size:])[:, -1]
 
 
 def seq2seq_step(model: nn.Module, src: Tensor, src_mask: Tensor | None = None) -> StepLogits:

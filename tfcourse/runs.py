@@ -1,10 +1,8 @@
 """Training runs: the tasks ``tfcourse train`` knows, their settings, and what a run writes.
 
-A run trains one task's model (see ``TASKS``) and writes to its output folder::
-
-    checkpoint.pt   weights, optimiser and RNG states, and how to rebuild the model (resumable)
-    summary.json    settings, parameter count, throughput, final metrics, whether the target was met
-    loss.png        training loss and the task's metric against the step
+A run trains one task's model (see ``TASKS``) and writes its output folder (see
+:mod:`tfcourse.run_folder`): a resumable checkpoint that also says how to rebuild the model,
+``summary.json`` and ``loss.png``.
 
 Each task states a target (say ``exact_match >= 0.99``) that its default settings reach.
 Started by ``torchrun``, the same run trains data-parallel over all processes.
@@ -27,17 +25,25 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import FormatStrFormatter
 from torch import Tensor, nn
 
+from tfcourse.codec import Codec, SymbolCodec, TextCodec
 from tfcourse.distributed import DEVICES, ProcessGroup, process_group
-from tfcourse.gpt_tasks import TOKENIZERS, AdditionTask, LanguageModelTask, gpt_config, next_token_loss, tokenizer_state
-from tfcourse.inference import CHECKPOINT, model_from_spec
+from tfcourse.gpt_tasks import TOKENIZERS, AdditionTask, LanguageModelTask, gpt_config, next_token_loss
 from tfcourse.model import count_parameters
 from tfcourse.reasoning import TERMINATOR
+from tfcourse.run_folder import (
+    CHECKPOINT,
+    LOSS_PLOT,
+    SUMMARY,
+    gpt_spec,
+    model_from_spec,
+    run_metadata,
+    transformer_spec,
+)
 from tfcourse.settings import check_choices, setting
 from tfcourse.tasks import Seq2SeqTask, exact_match, teacher_forcing_loss, transformer_arguments
 from tfcourse.training import SCHEDULES, TrainResult, seeded_batches, train
 
 Batch = tuple[Tensor, ...]
-SUMMARY, LOSS_PLOT = "summary.json", "loss.png"
 
 
 @dataclass
@@ -123,11 +129,11 @@ class TrainingTask(Protocol):
     def evaluate(self, model: nn.Module) -> dict[str, float]: ...
 
     def model_spec(self, config: RunConfig) -> dict:
-        """Plain values from which ``inference.model_from_spec`` builds the (untrained) model."""
+        """The spec from which ``run_folder.model_from_spec`` builds the (untrained) model."""
         ...
 
-    def codec(self) -> dict:
-        """Plain values from which ``inference`` turns prompts into ids and ids into text."""
+    def codec(self) -> Codec:
+        """How a prompt to the trained model becomes ids, and its output text."""
         ...
 
 
@@ -167,12 +173,11 @@ class SymbolTask:
         return {"exact_match": exact_match(model, self.task, n=self.n_eval)}
 
     def model_spec(self, config: RunConfig) -> dict:
-        sizes = transformer_arguments(self.task, config.d_model, config.n_heads, config.n_layers, config.d_ff,
-                                      config.dropout)
-        return {"kind": "transformer", **sizes}
+        return transformer_spec(transformer_arguments(self.task, config.d_model, config.n_heads, config.n_layers,
+                                                      config.d_ff, config.dropout))
 
-    def codec(self) -> dict:
-        return {"kind": "symbols", "n_symbols": self.task.n_symbols, "seq_len": self.task.seq_len}
+    def codec(self) -> Codec:
+        return SymbolCodec(self.task.n_symbols, self.task.seq_len)
 
 
 @dataclass
@@ -192,11 +197,11 @@ class TextTask:
         return self.task.evaluate(model)
 
     def model_spec(self, config: RunConfig) -> dict:
-        sizes = gpt_config(self.task, config.d_model, config.n_layers, config.n_heads, config.d_ff, config.dropout)
-        return {"kind": "gpt", **asdict(sizes)}
+        return gpt_spec(gpt_config(self.task, config.d_model, config.n_layers, config.n_heads, config.d_ff,
+                                   config.dropout))
 
-    def codec(self) -> dict:
-        return {"kind": "text", "tokenizer": tokenizer_state(self.task.tokenizer), "stop": self.stop}
+    def codec(self) -> Codec:
+        return TextCodec(self.task.tokenizer, self.stop)
 
 
 def _symbol_task(name: str) -> Callable[[RunConfig], TrainingTask]:
@@ -268,7 +273,7 @@ def run_training(config: RunConfig, progress: bool = True) -> dict | None:
 def _train(config: RunConfig, task: TrainingTask, group: ProcessGroup, model: nn.Module,
            progress: bool) -> TrainResult:
     next_batch = seeded_batches(task.batch, config.batch_size, config.seed)
-    metadata = {"config": asdict(config), "model": task.model_spec(config), "codec": task.codec()}
+    metadata = run_metadata(asdict(config), task.model_spec(config), task.codec())
     return train(
         group.wrap(model), group.shard(next_batch), partial(task.loss, smoothing=config.label_smoothing),
         steps=config.steps, lr=config.lr, schedule=config.schedule, warmup=config.warmup,
