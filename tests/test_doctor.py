@@ -5,7 +5,7 @@ import pytest
 from tfcourse import doctor
 
 
-def result_named(results: list[doctor.CheckResult], name: str) -> doctor.CheckResult:
+def result_named(results: list[doctor.Finding], name: str) -> doctor.Finding:
     return next(r for r in results if r.name == name)
 
 

@@ -1,6 +1,6 @@
 """Check that this machine can run the course, and say how to fix what is missing.
 
-Each check gives one :class:`CheckResult`: the item, the group it belongs to, its status
+Each check gives one :class:`Finding`: the item, the group it belongs to, its status
 (``OK``, ``missing`` or ``not usable``), a detail (version, devices, error) and the command
 that fixes it. Groups mirror ``pyproject.toml``: ``required`` (the package's own
 dependencies), the extras ``book``, ``grading`` and ``dev``, and ``gpu`` for accelerators.
@@ -30,7 +30,7 @@ KERNEL_FIX = "pip install ipykernel && python -m ipykernel install --user --name
 
 
 @dataclass(frozen=True)
-class CheckResult:
+class Finding:
     """The outcome of one check: one line of the doctor's table."""
 
     name: str
@@ -74,6 +74,7 @@ PACKAGES = [
     PackageRequirement("nbformat", "grading"),
     PackageRequirement("nbclient", "grading"),
     PackageRequirement("pytest", "dev"),
+    PackageRequirement("import-linter", "dev"),
 ]
 
 
@@ -90,23 +91,23 @@ def release(version: str) -> tuple[int, ...]:
     return tuple(int(part) for part in re.findall(r"\d+", re.split(r"[+a-z]", version)[0]))
 
 
-def check_python() -> CheckResult:
+def check_python() -> Finding:
     """Python must be at least :data:`MIN_PYTHON`."""
     version = platform.python_version()
     if release(version) >= release(MIN_PYTHON):
-        return CheckResult("python", REQUIRED, OK, version)
-    return CheckResult("python", REQUIRED, NOT_USABLE, f"{version} < {MIN_PYTHON}", PYTHON_FIX)
+        return Finding("python", REQUIRED, OK, version)
+    return Finding("python", REQUIRED, NOT_USABLE, f"{version} < {MIN_PYTHON}", PYTHON_FIX)
 
 
-def check_package(requirement: PackageRequirement) -> CheckResult:
+def check_package(requirement: PackageRequirement) -> Finding:
     """Is the distribution installed, and at least its minimum version?"""
     name, group = requirement.distribution, requirement.group
     version = installed_version(name)
     if version is None:
-        return CheckResult(name, group, MISSING, "not installed", requirement.fix_command)
+        return Finding(name, group, MISSING, "not installed", requirement.fix_command)
     if requirement.minimum and release(version) < release(requirement.minimum):
-        return CheckResult(name, group, NOT_USABLE, f"{version} < {requirement.minimum}", requirement.fix_command)
-    return CheckResult(name, group, OK, version)
+        return Finding(name, group, NOT_USABLE, f"{version} < {requirement.minimum}", requirement.fix_command)
+    return Finding(name, group, OK, version)
 
 
 def probe_device(device: str) -> str:
@@ -120,15 +121,15 @@ def probe_device(device: str) -> str:
         return f"{type(error).__name__}: {error}"
 
 
-def device_result(device: str, label: str, fix: str) -> CheckResult:
+def device_result(device: str, label: str, fix: str) -> Finding:
     """Probe one device and report it as usable or not."""
     error = probe_device(device)
     if error:
-        return CheckResult(device, "gpu", NOT_USABLE, f"{label}: {error}", fix)
-    return CheckResult(device, "gpu", OK, label)
+        return Finding(device, "gpu", NOT_USABLE, f"{label}: {error}", fix)
+    return Finding(device, "gpu", OK, label)
 
 
-def check_cuda() -> list[CheckResult]:
+def check_cuda() -> list[Finding]:
     """CUDA availability and version, then one usable-or-not line per device."""
     import torch
 
@@ -137,52 +138,52 @@ def check_cuda() -> list[CheckResult]:
             build, fix = f"CUDA {torch.version.cuda} build, no device found", DRIVER_FIX
         else:
             build, fix = "CPU-only torch build", TORCH_CUDA_FIX
-        return [CheckResult("cuda", "gpu", MISSING, f"{build} (every lesson also runs on CPU)", fix)]
+        return [Finding("cuda", "gpu", MISSING, f"{build} (every lesson also runs on CPU)", fix)]
     devices = [f"cuda:{index}" for index in range(torch.cuda.device_count())]
     labels = [f"{torch.cuda.get_device_name(device)}, CUDA {torch.version.cuda}" for device in devices]
     return [device_result(device, label, TORCH_CUDA_FIX) for device, label in zip(devices, labels)]
 
 
-def check_mps() -> list[CheckResult]:
+def check_mps() -> list[Finding]:
     """Apple-silicon GPU, reported only when this torch build includes MPS support."""
     import torch
 
     if not torch.backends.mps.is_built():
         return []
     if not torch.backends.mps.is_available():
-        return [CheckResult("mps", "gpu", NOT_USABLE, "built with MPS but no device", "update macOS to 12.3 or newer")]
+        return [Finding("mps", "gpu", NOT_USABLE, "built with MPS but no device", "update macOS to 12.3 or newer")]
     return [device_result("mps", "Apple GPU", TORCH_CPU_FIX)]
 
 
-def check_accelerators() -> list[CheckResult]:
+def check_accelerators() -> list[Finding]:
     """CUDA and MPS devices; nothing to probe when torch itself cannot be imported."""
     try:
         import torch  # noqa: F401
     except (ImportError, OSError) as error:
-        return [CheckResult("cuda", "gpu", NOT_USABLE, f"torch does not import: {error}", TORCH_CPU_FIX)]
+        return [Finding("cuda", "gpu", NOT_USABLE, f"torch does not import: {error}", TORCH_CPU_FIX)]
     return check_cuda() + check_mps()
 
 
-def check_jupyter_kernel() -> CheckResult:
+def check_jupyter_kernel() -> Finding:
     """Notebooks need ``ipykernel`` and a ``python3`` kernelspec."""
     absent = [module for module in ("ipykernel", "jupyter_client") if importlib.util.find_spec(module) is None]
     if absent:
-        return CheckResult("jupyter kernel", "grading", MISSING, f"{', '.join(absent)} not installed", KERNEL_FIX)
+        return Finding("jupyter kernel", "grading", MISSING, f"{', '.join(absent)} not installed", KERNEL_FIX)
     from jupyter_client.kernelspec import find_kernel_specs
 
     specs = find_kernel_specs()
     if "python3" not in specs:
-        return CheckResult("jupyter kernel", "grading", MISSING, "no python3 kernelspec", KERNEL_FIX)
-    return CheckResult("jupyter kernel", "grading", OK, f"python3 at {specs['python3']}")
+        return Finding("jupyter kernel", "grading", MISSING, "no python3 kernelspec", KERNEL_FIX)
+    return Finding("jupyter kernel", "grading", OK, f"python3 at {specs['python3']}")
 
 
-def collect_report() -> list[CheckResult]:
+def collect_report() -> list[Finding]:
     """Run every check: Python, packages, the Jupyter kernel, then accelerators."""
     packages = [check_package(requirement) for requirement in PACKAGES]
     return [check_python(), *packages, check_jupyter_kernel(), *check_accelerators()]
 
 
-def format_table(results: list[CheckResult]) -> str:
+def format_table(results: list[Finding]) -> str:
     """Align the results into columns: item, group, status, detail, fix."""
     rows = [("item", "group", "status", "detail", "fix")]
     rows += [(r.name, r.group, r.status, r.detail, r.fix) for r in results]
