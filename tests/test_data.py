@@ -1,5 +1,6 @@
 import hashlib
 import os
+import random
 import subprocess
 import sys
 from pathlib import Path
@@ -13,14 +14,19 @@ from tfcourse.data import (
     EOS_ID,
     FIRST_SYMBOL_ID,
     PAD_ID,
-    addition_dataset,
     copy_batch,
     load_corpus,
     lm_batches,
     reverse_batch,
     task_vocab_size,
 )
+from tfcourse.gpt_tasks import AdditionTask, addition_problems
 from tfcourse.reasoning import extract_answer
+
+
+def addition_examples(n: int, n_digits: int, chain_of_thought: bool, seed: int = 0) -> list[tuple[str, str]]:
+    """``n`` (prompt, target) examples as ``AdditionTask`` makes them, from ``n_digits``-digit problems."""
+    return AdditionTask(chain_of_thought).examples(addition_problems(n, n_digits, random.Random(seed)))
 
 
 def test_special_ids_are_distinct_and_precede_symbols():
@@ -57,9 +63,9 @@ def test_seq2seq_batches_follow_the_generator():
 
 
 def test_addition_dataset_is_seeded_and_parses_back():
-    examples = addition_dataset(50, n_digits=3, chain_of_thought=True, seed=7)
-    assert examples == addition_dataset(50, n_digits=3, chain_of_thought=True, seed=7)
-    assert examples != addition_dataset(50, n_digits=3, chain_of_thought=True, seed=8)
+    examples = addition_examples(50, n_digits=3, chain_of_thought=True, seed=7)
+    assert examples == addition_examples(50, n_digits=3, chain_of_thought=True, seed=7)
+    assert examples != addition_examples(50, n_digits=3, chain_of_thought=True, seed=8)
     for prompt, target in examples:
         a, b = map(int, prompt.removesuffix("=").split("+"))
         assert max(a, b) < 1000
@@ -67,7 +73,7 @@ def test_addition_dataset_is_seeded_and_parses_back():
 
 
 def test_addition_dataset_direct_format():
-    for prompt, target in addition_dataset(20, n_digits=2, chain_of_thought=False, seed=0):
+    for prompt, target in addition_examples(20, n_digits=2, chain_of_thought=False, seed=0):
         a, b = map(int, prompt.removesuffix("=").split("+"))
         assert target == f"{a + b}."
 

@@ -1,4 +1,4 @@
-"""Data for the lessons: seq2seq toy tasks, addition problems and an offline text corpus.
+"""Data for the lessons: seq2seq toy tasks and an offline text corpus.
 
 Token ids of the seq2seq toy tasks (``reverse_batch``, ``copy_batch``)::
 
@@ -15,13 +15,10 @@ from __future__ import annotations
 import ast
 import functools
 import importlib.util
-import random
 import re
 from pathlib import Path
 
 import torch
-
-from tfcourse.reasoning import make_addition_example
 
 PAD_ID = 0
 BOS_ID = 1
@@ -97,22 +94,6 @@ def copy_batch(
     """A batch of the copy task: like ``reverse_batch`` but ``tgt = [BOS, src..., EOS]``."""
     src = _random_symbols(batch_size, seq_len, n_symbols, generator)
     return src.to(device), _wrap_bos_eos(src).to(device)
-
-
-def addition_dataset(
-    n: int, n_digits: int, chain_of_thought: bool, seed: int = 0
-) -> list[tuple[str, str]]:
-    """``n`` (prompt, target) addition problems from ``reasoning.make_addition_example``.
-
-    Both operands are drawn uniformly from ``[0, 10**n_digits)``, so they have at most
-    ``n_digits`` digits. The same ``seed`` always gives the same list.
-    """
-    rng = random.Random(seed)
-    largest = 10**n_digits - 1
-    return [
-        make_addition_example(rng.randint(0, largest), rng.randint(0, largest), chain_of_thought)
-        for _ in range(n)
-    ]
 
 
 def _normalise_whitespace(doc: str) -> str:
