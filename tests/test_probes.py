@@ -6,7 +6,7 @@ from torch import nn
 from torch.testing import assert_close
 
 from tfcourse.attention import scaled_dot_product_attention
-from tfcourse.encoder_decoder import EncoderLayer
+from tfcourse.model import Block, GPTConfig
 from tfcourse.multihead import MultiHeadAttention, split_heads
 from tfcourse.probes import (
     input_dependence,
@@ -71,9 +71,9 @@ def test_input_dependence_of_a_linear_map_is_the_norm_of_its_blocks():
 
 
 def test_input_dependence_sees_the_causal_mask():
-    layer = EncoderLayer(16, 4, 32).double().eval()
+    layer = Block(GPTConfig(d_model=16, n_heads=4, d_ff=32)).double().eval()
     x = torch.randn(6, 16, dtype=torch.float64)
-    dependence = input_dependence(lambda x: layer(x[None], is_causal=True)[0], x)
+    dependence = input_dependence(lambda x: layer(x[None])[0], x)
     future = torch.triu(torch.ones(6, 6, dtype=torch.bool), diagonal=1)
     assert torch.all(dependence[future] == 0)
     assert torch.all(dependence[~future] > 0)

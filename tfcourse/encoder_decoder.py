@@ -24,7 +24,8 @@ class EncoderLayer(nn.Module):
     """Self-attention and a feed-forward network, ``(B, L, d) -> (B, L, d)``.
 
     Members: ``self_attn``, ``ff`` (``w1``, ``w2``), ``self_attn_residual`` and
-    ``ff_residual`` (each holding its ``norm``).
+    ``ff_residual`` (each holding its ``norm``). A GPT's :class:`~tfcourse.model.Block` is a
+    pre-LN encoder layer whose self-attention is causal.
     """
 
     def __init__(
@@ -44,9 +45,8 @@ class EncoderLayer(nn.Module):
         self.self_attn_residual = ResidualConnection(d_model, dropout, norm_first, eps)
         self.ff_residual = ResidualConnection(d_model, dropout, norm_first, eps)
 
-    def forward(self, x: Tensor, mask: Tensor | None = None, *, is_causal: bool = False) -> Tensor:
-        """``is_causal`` also hides later positions (:class:`tfcourse.model.Block` is such a layer)."""
-        x = self.self_attn_residual(x, lambda h: self.self_attn(h, h, h, mask, is_causal=is_causal)[0])
+    def forward(self, x: Tensor, mask: Tensor | None = None) -> Tensor:
+        x = self.self_attn_residual(x, lambda h: self.self_attn(h, h, h, mask)[0])
         return self.ff_residual(x, self.ff)
 
     @classmethod
