@@ -14,7 +14,7 @@ import torch
 from autograder.checker import run_check
 from autograder.registry import lesson_exercises
 from benchmarks.timing import median_seconds
-from tests.notebooks import GRADED_LESSONS, solution_of
+from tests.support.notebooks import GRADED_LESSONS, solution_of
 
 
 def main() -> None:

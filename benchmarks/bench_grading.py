@@ -18,7 +18,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from tests.grading_course import LESSON, build_course, gradebook_scores, released, solution_ids, solved, submit
+from tests.support.grading_course import LESSON, build_course, gradebook_scores, released, solution_ids, solved, submit
 
 # Wrong answers: known mistakes of lesson 02, each in an otherwise solved notebook.
 MISTAKES = {

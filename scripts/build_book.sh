@@ -13,5 +13,5 @@ if ! python -c "import jupyter_book" 2>/dev/null; then
 fi
 rm -f _build/book.stamp
 jupyter-book build . --all -W -n --keep-going "$@"
-touch _build/book.stamp  # a clean build: tests/test_book.py reuses it while no source is newer
+touch _build/book.stamp  # a clean build: tests/book/test_book.py reuses it while no source is newer
 echo "The book is in $(pwd)/_build/html: open _build/html/index.html in a browser."

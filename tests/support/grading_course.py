@@ -13,7 +13,7 @@ import nbformat
 from nbgrader.api import Gradebook
 
 from autograder.grading.course import Course, init_course, run_nbgrader
-from tests.notebooks import ROOT
+from tests.support.notebooks import ROOT
 
 LESSON = "02-attention"
 TIMESTAMP = "2030-01-01 12:00:00.000000 UTC"

@@ -10,7 +10,7 @@ import pytest
 from autograder import headers
 from autograder.notebook import graded_cells
 from autograder.registry import EXERCISES, LESSONS, lesson_exercises
-from tests.notebooks import ROOT, solution_notebook
+from tests.support.notebooks import ROOT, solution_notebook
 
 
 @pytest.mark.parametrize("lesson", LESSONS)

@@ -17,7 +17,7 @@ import nbformat
 import pytest
 
 from autograder.harness.confine import probe
-from tests.grading_course import (
+from tests.support.grading_course import (
     LESSON,
     gradebook_scores,
     json_reports,
@@ -29,7 +29,7 @@ from tests.grading_course import (
     submit,
     tfcourse,
 )
-from tests.notebooks import ROOT
+from tests.support.notebooks import ROOT
 
 pytestmark = pytest.mark.slow
 ISOLATION = probe()

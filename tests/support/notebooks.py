@@ -12,7 +12,7 @@ import nbformat
 from autograder.exercise import Exercise
 from autograder.registry import LESSONS
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 GRADED_LESSONS = LESSONS  # every lesson with a specification in autograder/exercises
 
 

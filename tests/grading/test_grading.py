@@ -23,7 +23,7 @@ from autograder.harness.serve import CaseInput, Job, Task
 from autograder.grading.plan import NotebookPlan
 from autograder.grading.sandbox import HARNESS, Sandbox, pickle_job
 from autograder.grading.submission import build_program
-from tests.grading_course import (
+from tests.support.grading_course import (
     LESSON,
     gradebook_scores,
     json_reports,
@@ -35,7 +35,7 @@ from tests.grading_course import (
     submit,
     tfcourse,
 )
-from tests.notebooks import GRADED_LESSONS, ROOT, solution_notebook
+from tests.support.notebooks import GRADED_LESSONS, ROOT, solution_notebook
 
 ISOLATION = probe()
 CPU = torch.device("cpu")

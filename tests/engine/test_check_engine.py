@@ -10,7 +10,7 @@ from autograder.checker import HIDDEN_SEED_VARIABLE, run_check
 from autograder.exercise import Exercise
 from autograder.registry import find_exercise, lesson_exercises
 from autograder.runner import ExerciseRun, available_devices, diagnose
-from tests.notebooks import GRADED_LESSONS, solution_of
+from tests.support.notebooks import GRADED_LESSONS, solution_of
 
 EXERCISES = [ex for lesson in GRADED_LESSONS for ex in lesson_exercises(lesson)]
 IDS = [ex.name for ex in EXERCISES]

@@ -9,11 +9,11 @@ from pathlib import Path
 import pytest
 import torch
 
-from tests.distributed_worker import BLOCK, GLOBAL_BATCH, VOCAB, next_batch, train_tiny_gpt
+from tests.support.distributed_worker import BLOCK, GLOBAL_BATCH, VOCAB, next_batch, train_tiny_gpt
 from tfcourse.distributed import ProcessGroup, mean_across_processes, unwrap, world_size
 from tfcourse.model import GPT, GPTConfig
 
-REPOSITORY = Path(__file__).resolve().parent.parent
+REPOSITORY = Path(__file__).resolve().parents[2]
 
 
 def torchrun(*arguments: str, processes: int = 2) -> subprocess.CompletedProcess:
@@ -45,7 +45,7 @@ def test_single_process_helpers_are_identities():
 
 @pytest.mark.slow
 def test_two_processes_match_one_process_with_the_global_batch(tmp_path):
-    launched = torchrun("-m", "tests.distributed_worker", str(tmp_path))
+    launched = torchrun("-m", "tests.support.distributed_worker", str(tmp_path))
     assert launched.returncode == 0, launched.stderr[-3000:]
     ranks = [torch.load(tmp_path / f"rank{rank}.pt", weights_only=True) for rank in range(2)]
     single = train_tiny_gpt(ProcessGroup())

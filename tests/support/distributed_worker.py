@@ -1,6 +1,6 @@
-"""Trains a tiny GPT data-parallel; run by ``tests/test_distributed.py`` under ``torchrun``.
+"""Trains a tiny GPT data-parallel; run by ``tests/training/test_distributed.py`` under ``torchrun``.
 
-``python -m torch.distributed.run --standalone --nproc_per_node 2 -m tests.distributed_worker OUT``
+``python -m torch.distributed.run --standalone --nproc_per_node 2 -m tests.support.distributed_worker OUT``
 saves each rank's final weights to ``OUT/rank<r>.pt``. The same :func:`train_tiny_gpt`
 runs in the test process as the single-process reference.
 """

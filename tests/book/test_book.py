@@ -28,7 +28,7 @@ from urllib.parse import unquote, urlsplit
 
 import pytest
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 SITE = ROOT / "_build" / "html"
 STAMP = ROOT / "_build" / "book.stamp"
 SCREENSHOTS = ROOT / "_build" / "screenshots"

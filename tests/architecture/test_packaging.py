@@ -9,7 +9,7 @@ from importlib.metadata import packages_distributions, requires
 
 from packaging.requirements import Requirement
 
-from tests.notebooks import ROOT
+from tests.support.notebooks import ROOT
 
 # A code cell's body, after its ``:option: value`` lines.
 CODE_CELL = re.compile(r"```\{code-cell\}[^\n]*\n(?::[^\n]*\n)*(.*?)```", re.S)

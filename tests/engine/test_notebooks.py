@@ -9,7 +9,7 @@ import nbformat
 import pytest
 
 from autograder.notebook import graded_cells
-from tests.notebooks import GRADED_LESSONS, ROOT, comparable, solution_notebook
+from tests.support.notebooks import GRADED_LESSONS, ROOT, comparable, solution_notebook
 
 pytest.importorskip("nbgrader")
 
