@@ -87,15 +87,23 @@ def apply_rotary(x: Tensor, positions: Tensor | None = None, base: float = 10000
         x'_{i+d/2} = x_i sin(theta) + x_{i+d/2} cos(theta)
 
     Rotating both queries and keys makes ``q_m . k_n`` depend only on ``m - n``.
+
+    The angles are computed in at least float32 whatever ``x``'s dtype: in bfloat16 a
+    position such as 2047 would round to 2048 and its angle by up to a whole radian.
     """
     seq_len, dim = x.shape[-2], x.shape[-1]
     if dim % 2:
         raise ValueError(f"the last dimension must be even, got {dim}")
     if positions is None:
         positions = torch.arange(seq_len, device=x.device)
+    if positions.shape != (seq_len,):
+        raise ValueError(f"positions must have shape ({seq_len},), one per position of x; "
+                         f"got {tuple(positions.shape)}")
     half = dim // 2
-    inv_freq = base ** (-torch.arange(half, device=x.device, dtype=x.dtype) * 2 / dim)
-    angles = positions.to(x.dtype)[:, None] * inv_freq
+    angle_dtype = torch.promote_types(x.dtype, torch.float32)
+    inv_freq = base ** (-torch.arange(half, device=x.device, dtype=angle_dtype) * 2 / dim)  # (d/2,)
+    angles = positions.to(angle_dtype)[:, None] * inv_freq  # (seq, d/2)
     cos, sin = torch.cos(angles), torch.sin(angles)
     first, second = x[..., :half], x[..., half:]
-    return torch.cat([first * cos - second * sin, first * sin + second * cos], dim=-1)
+    rotated = torch.cat([first * cos - second * sin, first * sin + second * cos], dim=-1)  # (..., seq, d)
+    return rotated.to(x.dtype)

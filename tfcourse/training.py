@@ -58,6 +58,8 @@ def label_smoothing_loss(
         This is exactly ``F.cross_entropy(..., label_smoothing=eps)``, except when
         every position is ignored: ``F.cross_entropy`` then returns NaN (0 / 0)
         while this returns 0, so that an all-padding batch does not poison training.
+        With ``eps = 0`` the uniform term is left out, so ``-inf`` logits (banned
+        tokens) give the finite cross-entropy rather than ``0 * inf = NaN``.
     """
     vocab_size = logits.size(-1)
     log_probs = F.log_softmax(logits.reshape(-1, vocab_size), dim=-1)  # (N, V)
@@ -65,8 +67,10 @@ def label_smoothing_loss(
     keep = target != ignore_index
     safe_target = target.masked_fill(~keep, 0).unsqueeze(-1)  # (N, 1), any valid class where ignored
     nll = -log_probs.gather(-1, safe_target).squeeze(-1)  # (N,)
-    uniform = -log_probs.mean(dim=-1)  # (N,)
-    per_position = (1.0 - smoothing) * nll + smoothing * uniform
+    per_position = nll
+    if smoothing:
+        uniform = -log_probs.mean(dim=-1)  # (N,)
+        per_position = (1.0 - smoothing) * nll + smoothing * uniform
     total = torch.where(keep, per_position, 0.0).sum()
     return total / keep.sum().clamp(min=1)
 

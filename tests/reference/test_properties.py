@@ -64,6 +64,24 @@ def test_rotary_uses_rotate_half_pairs_and_keeps_norms(device, dtype, tol):
     assert_close(rotated[1, 0], expected_first, **tol)
 
 
+@pytest.mark.parametrize("low_precision", [torch.bfloat16, torch.float16])
+def test_rotary_angles_are_exact_in_low_precision(device, low_precision):
+    """Positions past 256 are not rounded: the angles are computed in float32, only the output is cast."""
+    positions = torch.arange(2040, 2048, device=device)
+    x = torch.randn(8, 16, device=device)
+    expected = apply_rotary(x, positions).to(low_precision)
+    actual = apply_rotary(x.to(low_precision), positions)
+    assert actual.dtype == low_precision
+    assert_close(actual.float(), expected.float(), atol=0.05, rtol=0.02)
+
+
+def test_rotary_refuses_positions_of_another_shape():
+    x = torch.randn(2, 5, 8)
+    for positions in (torch.arange(4), torch.arange(10).reshape(2, 5), torch.arange(5)[None]):
+        with pytest.raises(ValueError, match=r"positions must have shape \(5,\)"):
+            apply_rotary(x, positions)
+
+
 def test_sinusoidal_table_even_sin_odd_cos(device, dtype, tol):
     table = sinusoidal_positional_encoding(10, 8, dtype=dtype, device=device)
     pos, i = 3, 1

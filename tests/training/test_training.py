@@ -63,6 +63,18 @@ def test_label_smoothing_custom_ignore_index():
     )
 
 
+def test_label_smoothing_zero_equals_cross_entropy_with_banned_tokens():
+    """-inf logits (tokens that may never be chosen) leave the plain cross-entropy finite."""
+    logits, target = random_logits_and_target((4, 6), torch.float64)
+    banned = torch.zeros_like(logits, dtype=torch.bool)
+    banned[..., 0] = True
+    logits = logits.masked_fill(banned & (target.unsqueeze(-1) != 0), float("-inf")).requires_grad_()
+    expected = F.cross_entropy(logits.reshape(-1, VOCAB), target.reshape(-1))
+    loss = label_smoothing_loss(logits, target, smoothing=0.0)
+    assert torch.isfinite(loss)
+    torch.testing.assert_close(loss, expected, atol=1e-12, rtol=0)
+
+
 def test_label_smoothing_all_ignored_is_zero_not_nan():
     logits, target = random_logits_and_target((2, 3), torch.float64, ignore_fraction=1.0)
     assert torch.isnan(reference_loss(logits, target, 0.1))
