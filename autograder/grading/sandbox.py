@@ -25,19 +25,20 @@ import tempfile
 import threading
 import time
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Any
 
 import torch
 
 from autograder.harness import wire
-from autograder.harness.confine import Isolation, Limits
+from autograder.harness.confine import SAFE_ENVIRONMENT, Isolation, Limits
 from autograder.harness.forbidden import COURSE_PACKAGES
 from autograder.harness.serve import Job, on_device
-from autograder.harness.zygote import EXIT_MESSAGES
 
 HARNESS = "autograder.harness"  # the only package of the course's that the sandbox may load
 START_SECONDS = 300.0
 EXIT_GRACE_SECONDS = 5.0
+PASSED_THROUGH = ("CUDA_VISIBLE_DEVICES", "LD_LIBRARY_PATH")  # what the zygote inherits of the environment
 
 
 class SandboxError(RuntimeError):
@@ -113,7 +114,9 @@ class Sandbox:
     """A started zygote; :meth:`run` may be called from several threads at once.
 
     ``hidden`` are paths the submissions must not see (the course directory, the reference);
-    ``preload`` modules are imported once by the zygote so that children start warm.
+    ``preload`` modules are imported once by the zygote so that children start warm. The zygote
+    starts from a minimal environment (no instructor's variables, no ``TFCOURSE_HIDDEN_SEED``)
+    in ``/``, and learns of ``hidden`` only the paths that lie inside what its sandboxes show.
     """
 
     def __init__(self, limits: Limits, hidden: list[str], preload: tuple[str, ...] = ("numpy", "torch")):
@@ -126,21 +129,30 @@ class Sandbox:
     def _start(self) -> None:
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         self._log = tempfile.TemporaryFile()
-        environment = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1"}
+        environment = {**SAFE_ENVIRONMENT, **{name: os.environ[name] for name in PASSED_THROUGH if name in os.environ}}
         self._process = subprocess.Popen(
-            [sys.executable, "-m", f"{HARNESS}.zygote", str(theirs.fileno()), *self.preload],
+            [sys.executable, "-P", "-m", f"{HARNESS}.zygote", str(theirs.fileno()), *self.preload],
             pass_fds=[theirs.fileno()], stdin=subprocess.DEVNULL, stdout=self._log, stderr=self._log,
-            env=environment)
+            env=environment, cwd="/")
         theirs.close()
         self._socket = ours
-        ready, _, _ = select.select([ours], [], [], START_SECONDS)
-        hello = json.loads(ours.recv(1 << 16) or b"{}") if ready else {}
-        if "hello" not in hello:
+        shown = self._receive("shown")
+        if shown is not None:
+            inside = [path for path in self.hidden if any(Path(path).is_relative_to(s) for s in shown)]
+            ours.send(json.dumps({"hidden": inside}).encode())
+        hello = self._receive("hello")
+        if hello is None:
             self.close()
             raise SandboxError(f"the grading sandbox did not start: {self._log_tail()}")
-        self.isolation = Isolation(**hello["hello"])
+        self.isolation = Isolation(**hello)
         self._reader = threading.Thread(target=self._read_replies, daemon=True)
         self._reader.start()
+
+    def _receive(self, key: str) -> Any:
+        """The zygote's next start-up message, ``{key: value}``: its value, or ``None`` if none came."""
+        ready, _, _ = select.select([self._socket], [], [], START_SECONDS)
+        message = json.loads(self._socket.recv(1 << 20) or b"{}") if ready else {}
+        return message.get(key)
 
     def _log_tail(self) -> str:
         self._log.seek(0)
@@ -171,7 +183,10 @@ class Sandbox:
         try:
             request_id, replies = self._request(job_read, result_write)
             try:
-                if replies.get(timeout=START_SECONDS).get("pid") is None:
+                started = replies.get(timeout=START_SECONDS)
+                if "failed" in started:  # the monitor may report before the zygote says it started
+                    raise SandboxError(started["failed"])
+                if started.get("pid") is None:
                     raise SandboxError(f"the grading sandbox stopped: {self._log_tail()}")
                 return self._collect(request_id, result_read, replies)
             finally:
@@ -188,7 +203,7 @@ class Sandbox:
             try:
                 if self._process.poll() is not None:  # the zygote died (out of memory, say): start a new one
                     self._start()
-                request = {"id": request_id, "limits": asdict(self.limits), "hidden": self.hidden}
+                request = {"id": request_id, "limits": asdict(self.limits)}
                 socket.send_fds(self._socket, [json.dumps(request).encode()], [job_read, result_write])
             except OSError as error:
                 del self._replies[request_id]
@@ -252,14 +267,17 @@ class Sandbox:
                 pass  # the zygote is gone, and its children with it
 
     def _exit_code(self, replies: queue.Queue) -> int | None:
-        try:
-            reply = replies.get(timeout=EXIT_GRACE_SECONDS)
-        except queue.Empty:
-            return None
-        code = reply.get("status")
-        if code in EXIT_MESSAGES:
-            raise SandboxError(EXIT_MESSAGES[code])
-        return code
+        """The runner's exit status, from the zygote; :class:`SandboxError` when the monitor reported
+        that the sandbox itself failed (a report the learner's code has no way to send)."""
+        while True:
+            try:
+                reply = replies.get(timeout=EXIT_GRACE_SECONDS)
+            except queue.Empty:
+                return None
+            if "failed" in reply:
+                raise SandboxError(reply["failed"])
+            if "status" in reply:
+                return reply["status"]
 
     def close(self) -> None:
         """Stop the zygote and every process it started."""

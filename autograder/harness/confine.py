@@ -2,26 +2,33 @@
 
 What a confined process gets, in order of strength:
 
-* always: resource limits (CPU time, private memory, processes, file size, open files, no
-  core dumps), a fresh empty working directory, an environment holding only a few harmless
-  variables, no standard input or output, no way to gain privileges (``no_new_privs``);
+* always: resource limits per process (CPU time, private memory, processes, file size, open
+  files, no core dumps), a fresh empty working directory, an environment holding only a few
+  harmless variables, no standard input or output, every other file descriptor closed, no
+  way to gain privileges (``no_new_privs``, empty capability sets);
 * where Linux namespaces can be created (as root, or where unprivileged user namespaces
   are enabled): its own network namespace with no interface up (no network at all), its
   own process-id namespace (it cannot see or signal other processes, and everything it
-  started dies with it), its own IPC namespace, and its own mount namespace in which the
-  instructor's paths are covered by empty read-only file systems and ``/tmp``,
-  ``/var/tmp`` and ``/dev/shm`` are fresh and private;
-* as root: it then drops to the unprivileged ``nobody`` user, so files that only the
-  instructor may read stay unreadable and the process-count limit applies.
+  started dies with it), its own IPC namespace, and its own mount namespace whose root
+  holds only the system's and Python's directories and the harness, read-only
+  (:mod:`autograder.harness.rootfs`), then every capability dropped;
+* where it can also create a user namespace of its own (nested, without privileges): the
+  process-count limit counts that submission's processes alone, and the capabilities of
+  that namespace are dropped too, so nothing can be mounted or unmounted;
+* without a GPU on the machine, its address space is capped as well, so shared memory
+  counts against its memory limit;
+* as root: it runs as the unprivileged ``nobody`` user, so files that only the instructor
+  may read stay unreadable.
 
-:func:`probe` tells which of these the machine allows; :func:`enter` (in a fresh child)
-and :func:`confine` (in the process it forks next) apply them. Only the standard library
-is used: this runs in the grading zygote's children.
+:func:`probe` tells which of these the machine allows, by trying them; :func:`enter` (in a
+fresh child) and :func:`confine` (in the process it forks next) apply them. Only the
+standard library is used: this runs in the grading zygote's children.
 """
 
 from __future__ import annotations
 
 import ctypes
+import glob
 import os
 import pwd
 import re
@@ -34,23 +41,27 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Callable
 
+from autograder.harness import rootfs
+
 CLONE_NEWNS, CLONE_NEWIPC, CLONE_NEWUSER = 0x00020000, 0x08000000, 0x10000000
 CLONE_NEWPID, CLONE_NEWNET = 0x20000000, 0x40000000
-MS_RDONLY, MS_NOSUID, MS_NODEV, MS_NOEXEC, MS_BIND, MS_REC, MS_PRIVATE = 1, 2, 4, 8, 4096, 16384, 1 << 18
-PR_SET_PDEATHSIG, PR_SET_DUMPABLE, PR_SET_CHILD_SUBREAPER, PR_SET_NO_NEW_PRIVS = 1, 4, 36, 38
-# The folder holding the autograder package, which the sandboxed process runs from.
-PACKAGE_ROOT = Path(__file__).resolve().parents[2]
-PRIVATE_DIRS = ("/tmp", "/var/tmp", "/dev/shm")
+PR_SET_PDEATHSIG, PR_SET_DUMPABLE, PR_CAPBSET_DROP, PR_SET_SECUREBITS = 1, 4, 24, 28
+PR_SET_CHILD_SUBREAPER, PR_SET_NO_NEW_PRIVS, PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL = 36, 38, 47, 4
+CAP_SETPCAP, LINUX_CAPABILITY_VERSION_3 = 8, 0x20080522
+# no root privileges by uid, no fix-ups on uid changes, no keeping or raising capabilities; each locked
+SECURE_BITS = 0xEF
+CAPABILITY_FIELDS = ("CapInh", "CapPrm", "CapEff", "CapBnd", "CapAmb")
 SAFE_ENVIRONMENT = {"PATH": "/usr/local/bin:/usr/bin:/bin", "LANG": "C.UTF-8", "MPLBACKEND": "Agg",
                     "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1"}
+WORKDIR = "/tmp/submission"  # inside the sandbox's own fresh /tmp
 
 _libc = ctypes.CDLL(None, use_errno=True)
 
 
 @dataclass(frozen=True)
 class Limits:
-    """What one submission may use. Memory is private memory per process, on top of what the
-    pre-loaded libraries already take; ``processes`` counts threads too."""
+    """What one submission may use. Memory is counted per process, on top of what the pre-loaded
+    libraries already take; ``processes`` counts threads too."""
 
     cpu_seconds: int = 120
     wall_seconds: float = 180.0
@@ -70,19 +81,32 @@ class Limits:
 
 @dataclass(frozen=True)
 class Isolation:
-    """Which protections this machine allows beyond resource limits (see the module docstring)."""
+    """Which protections this machine allows beyond per-process resource limits (see the module docstring)."""
 
     namespaces: bool
     drops_to_nobody: bool
+    own_user_namespace: bool = False
+    address_space: bool = False
 
     def describe(self) -> str:
-        """One line for the instructor: what holds, and what does not."""
-        held = ["resource limits", "an empty working directory", "a scrubbed environment"]
+        """One line for the instructor: what holds here, and what does not."""
+        held = ["per-process limits (CPU time, private memory, file size, open files)", "an empty working "
+                "directory", "a scrubbed environment", "no_new_privs and no capabilities"]
         missing = []
-        (held if self.namespaces else missing).extend(
-            ["no network", "own process and mount namespaces (instructor files hidden)"])
-        (held if self.drops_to_nobody else missing).append("runs as user nobody")
-        return "sandbox: " + ", ".join(held) + (f"; NOT available here: {', '.join(missing)}" if missing else "")
+        for holds, what in self._protections():
+            (held if holds else missing).append(what)
+        return "sandbox: " + ", ".join(held) + (f"; NOT enforced here: {', '.join(missing)}" if missing else "")
+
+    def _protections(self) -> list[tuple[bool, str]]:
+        return [
+            (self.namespaces, "no network"),
+            (self.namespaces, "own process and mount namespaces (sees only the system, Python and the "
+                              "harness, read-only: instructor files, the repository and shared writable "
+                              "directories are absent)"),
+            (self.own_user_namespace, "processes counted per submission"),
+            (self.address_space, "shared memory counted in the memory limit (address space capped)"),
+            (self.drops_to_nobody, "runs as user nobody"),
+        ]
 
 
 class ConfinementError(OSError):
@@ -95,13 +119,8 @@ def _check(result: int, what: str) -> None:
         raise ConfinementError(errno, f"{what}: {os.strerror(errno)}")
 
 
-def _prctl(option: int, value: int) -> None:
-    _check(_libc.prctl(option, value, 0, 0, 0), f"prctl({option})")
-
-
-def _mount(source: str, target: str, fstype: str | None, flags: int, data: str | None = None) -> None:
-    _check(_libc.mount(source.encode(), target.encode(), fstype.encode() if fstype else None, flags,
-                       data.encode() if data else None), f"mount {target}")
+def _prctl(option: int, value: int, more: int = 0) -> None:
+    _check(_libc.prctl(option, value, more, 0, 0), f"prctl({option})")
 
 
 def become_subreaper() -> None:
@@ -114,149 +133,133 @@ def die_with_parent() -> None:
     _prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
 
 
-def enter(isolation: Isolation, hidden: list[str], scratch_bytes: int) -> Path:
+# --- the monitor: namespaces and the new root ------------------------------------------------------
+
+def enter(isolation: Isolation, layout: rootfs.Layout, scratch_bytes: int) -> Path:
     """In a fresh child: create the namespaces (the next forked process is the first of its
-    process-id namespace), cover the ``hidden`` paths, make ``/tmp`` and the like private;
-    return a new empty working directory."""
-    if isolation.namespaces:
-        _unshare()
-        _mount("none", "/", None, MS_REC | MS_PRIVATE)
-        if isolation.drops_to_nobody:
-            expose(python_paths())
-        _private_file_systems(hidden, scratch_bytes)
-    return Path(tempfile.mkdtemp(prefix="submission-", dir="/tmp"))
+    process-id namespace) and build the sandbox's root; return the working directory the next
+    forked process will have (its path once that root is entered)."""
+    if not isolation.namespaces:
+        return Path(tempfile.mkdtemp(prefix="submission-", dir="/tmp"))
+    _unshare()
+    rootfs.build(layout, scratch_bytes)
+    os.mkdir(rootfs.NEW + WORKDIR)
+    return Path(WORKDIR)
 
 
 def _unshare() -> None:
     """New mount, process-id, network and IPC namespaces; outside of root, in a new user
-    namespace where this user is mapped to root."""
+    namespace where this user keeps its own ids (and, until it drops them, capabilities there)."""
     flags = CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWNET | CLONE_NEWIPC
+    if os.geteuid() == 0:
+        _check(_libc.unshare(flags), "unshare")
+    else:
+        _own_user_namespace(flags)
+
+
+def _own_user_namespace(flags: int = 0) -> None:
+    """Enter a new user namespace (and the namespaces of ``flags``) mapping only this process's ids."""
     uid, gid = os.geteuid(), os.getegid()
-    _check(_libc.unshare(flags if uid == 0 else flags | CLONE_NEWUSER), "unshare")
-    if uid != 0:
-        Path("/proc/self/setgroups").write_text("deny")
-        Path("/proc/self/uid_map").write_text(f"0 {uid} 1")
-        Path("/proc/self/gid_map").write_text(f"0 {gid} 1")
+    _check(_libc.unshare(CLONE_NEWUSER | flags), "unshare")
+    Path("/proc/self/setgroups").write_text("deny")
+    Path("/proc/self/uid_map").write_text(f"{uid} {uid} 1")
+    Path("/proc/self/gid_map").write_text(f"{gid} {gid} 1")
 
 
-def python_paths() -> list[str]:
-    """Where this Python finds its code: what an unprivileged grading process must be able to read."""
-    paths = {*sys.path, sys.prefix, sys.base_prefix, os.path.dirname(os.path.realpath(sys.executable))}
-    return sorted(path for path in paths if path and os.path.exists(path))
+# --- the runner: the process that runs the learner's code ----------------------------------------
 
-
-def _blocked_ancestor(path: str) -> tuple[Path, str] | None:
-    """The first directory on the way to ``path`` that other users may not enter, and the name
-    of its entry on the way; ``None`` when the way is open."""
-    target = Path(path)
-    for ancestor in reversed(target.parents):
-        if not ancestor.stat().st_mode & stat.S_IXOTH:
-            return ancestor, target.relative_to(ancestor).parts[0]
-    return None
-
-
-def expose(paths: list[str]) -> None:
-    """In a mount namespace: open the way to ``paths`` for other users. A directory on the way
-    that they may not enter (a home directory holding the Python installation, say) is covered
-    by an empty file system holding only the entries on the way; the rest of it stays hidden."""
-    for _ in range(max((len(Path(path).parts) for path in paths), default=0)):  # one level opens per round
-        blocked: dict[Path, set[str]] = {}
-        for path in paths:
-            found = _blocked_ancestor(path)
-            if found:
-                blocked.setdefault(found[0], set()).add(found[1])
-        if not blocked:
-            return
-        for directory, entries in blocked.items():
-            _cover_except(directory, entries)
-    raise ConfinementError(f"could not open the way to {paths}")
-
-
-def _cover_except(directory: Path, entries: set[str]) -> None:
-    handles = {name: os.open(directory / name, os.O_PATH) for name in entries}
-    try:
-        _mount("tmpfs", str(directory), "tmpfs", MS_NOSUID | MS_NODEV, "size=64k,mode=755")
-        for name, handle in handles.items():
-            target = directory / name
-            if stat.S_ISDIR(os.fstat(handle).st_mode):
-                target.mkdir()
-            else:
-                target.touch()
-            _mount(f"/proc/self/fd/{handle}", str(target), None, MS_BIND | MS_REC)
-    finally:
-        for handle in handles.values():
-            os.close(handle)
-
-
-def _private_file_systems(hidden: list[str], scratch_bytes: int) -> None:
-    for path in hidden:
-        if os.path.isdir(path):
-            _mount("tmpfs", path, "tmpfs", MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC, "size=4k,mode=000")
-    for path in PRIVATE_DIRS:
-        if os.path.isdir(path):
-            _fresh_keeping_code(Path(path), scratch_bytes)
-
-
-def _fresh_keeping_code(directory: Path, scratch_bytes: int) -> None:
-    """Cover ``directory`` with a fresh, empty file system, except for the code this Python
-    runs from (a virtual environment or a checkout under ``/tmp``, say), bound back in place
-    with the paths hidden inside it still hidden."""
-    code = [Path(path) for path in (*python_paths(), str(PACKAGE_ROOT))]
-    inside = {path for path in code if path.is_relative_to(directory) and path != directory}
-    outermost = [path for path in inside if not any(path.is_relative_to(other) and path != other for other in inside)]
-    handles = {path: os.open(path, os.O_PATH) for path in outermost}
-    try:
-        _mount("tmpfs", str(directory), "tmpfs", MS_NOSUID | MS_NODEV, f"size={scratch_bytes},mode=1777")
-        for path, handle in handles.items():
-            path.mkdir(parents=True, exist_ok=True)
-            _mount(f"/proc/self/fd/{handle}", str(path), None, MS_BIND | MS_REC)
-    finally:
-        for handle in handles.values():
-            os.close(handle)
-
-
-def confine(isolation: Isolation, limits: Limits, workdir: Path, processes_before: int) -> None:
-    """In the process that runs the learner's code (the first of its process-id namespace):
-    set the limits, drop privileges, move into ``workdir`` with a scrubbed environment.
+def confine(isolation: Isolation, limits: Limits, workdir: Path, processes_before: int, keep: tuple[int, ...]) -> None:
+    """In the process that runs the learner's code (the first of its process-id namespace): enter
+    the new root, close every file descriptor but ``keep``, set the limits, drop every privilege,
+    and move into ``workdir`` with a scrubbed environment.
 
     ``processes_before`` is how many processes the user already runs, since the kernel's
-    process limit counts them all (0 when the process becomes ``nobody``)."""
+    process limit counts them all (used only without a user namespace of its own)."""
     if isolation.namespaces:
-        _mount("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC)
+        rootfs.enter()
+    _close_files_except(keep)
     owner = pwd.getpwnam("nobody") if isolation.drops_to_nobody else None
     if owner:
         os.chown(workdir, owner.pw_uid, owner.pw_gid)
-    _set_limits(limits, processes_before)
+    _set_limits(limits, isolation.address_space)
+    if not isolation.own_user_namespace:
+        _limit(resource.RLIMIT_NPROC, processes_before + limits.processes)
+    _drop_bounding_set()
     if owner:
         os.setgroups([])
         os.setgid(owner.pw_gid)
         os.setuid(owner.pw_uid)
+    if isolation.own_user_namespace:
+        _prctl(PR_SET_DUMPABLE, 1)  # a change of user cleared it; its /proc files must be its own to map ids
+        _own_user_namespace()
+        _limit(resource.RLIMIT_NPROC, limits.processes)
+    _drop_capabilities()
     _prctl(PR_SET_NO_NEW_PRIVS, 1)
     die_with_parent()  # a change of user clears the setting
     _prctl(PR_SET_DUMPABLE, 0)
+    _assert_unprivileged()
     os.chdir(workdir)
     os.environ.clear()
     os.environ.update(SAFE_ENVIRONMENT, HOME=str(workdir), TMPDIR=str(workdir))
     _silence_standard_streams()
 
 
-def _set_limits(limits: Limits, processes_before: int) -> None:
-    settings = {
-        resource.RLIMIT_CPU: (limits.cpu_seconds, limits.cpu_seconds + 2),
-        resource.RLIMIT_DATA: (_private_memory() + limits.memory_bytes,) * 2,
-        resource.RLIMIT_NPROC: (processes_before + limits.processes,) * 2,
-        resource.RLIMIT_FSIZE: (limits.file_bytes,) * 2,
-        resource.RLIMIT_NOFILE: (limits.open_files,) * 2,
-        resource.RLIMIT_CORE: (0, 0),
-    }
-    for kind, (soft, hard) in settings.items():
-        resource.setrlimit(kind, (soft, hard))
+def _close_files_except(keep: tuple[int, ...]) -> None:
+    low = 3
+    for fd in sorted(keep):
+        os.closerange(low, fd)
+        low = fd + 1
+    os.closerange(low, resource.getrlimit(resource.RLIMIT_NOFILE)[0])
 
 
-def _private_memory() -> int:
-    """Bytes of private data this process already maps (the pre-loaded libraries' share)."""
-    match = re.search(r"VmData:\s+(\d+) kB", Path("/proc/self/status").read_text())
+def _set_limits(limits: Limits, address_space: bool) -> None:
+    _limit(resource.RLIMIT_CPU, limits.cpu_seconds, limits.cpu_seconds + 2)
+    _limit(resource.RLIMIT_DATA, _mapped("VmData") + limits.memory_bytes)
+    if address_space:
+        _limit(resource.RLIMIT_AS, _mapped("VmSize") + limits.memory_bytes)
+    _limit(resource.RLIMIT_FSIZE, limits.file_bytes)
+    _limit(resource.RLIMIT_NOFILE, limits.open_files)
+    _limit(resource.RLIMIT_CORE, 0)
+
+
+def _limit(kind: int, soft: int, hard: int | None = None) -> None:
+    resource.setrlimit(kind, (soft, soft if hard is None else hard))
+
+
+def _mapped(field: str) -> int:
+    """Bytes this process already maps, from ``/proc/self/status`` (``VmData``: private data; ``VmSize``: all)."""
+    match = re.search(rf"{field}:\s+(\d+) kB", Path("/proc/self/status").read_text())
     return int(match.group(1)) * 1024 if match else 0
+
+
+def _capabilities() -> dict[str, int]:
+    status = Path("/proc/self/status").read_text()
+    return {name: int(re.search(rf"{name}:\s+([0-9a-f]+)", status).group(1), 16) for name in CAPABILITY_FIELDS}
+
+
+def _drop_bounding_set() -> None:
+    """Empty the capability bounding set, where this process may (it holds ``CAP_SETPCAP``)."""
+    if not _capabilities()["CapEff"] >> CAP_SETPCAP & 1:
+        return
+    for capability in range(int(Path("/proc/sys/kernel/cap_last_cap").read_text()) + 1):
+        _prctl(PR_CAPBSET_DROP, capability)
+
+
+def _drop_capabilities() -> None:
+    """Empty every capability set (bounding, ambient, inheritable, permitted, effective) and lock
+    the secure bits, so that no program it runs regains any."""
+    _drop_bounding_set()
+    if _capabilities()["CapEff"] >> CAP_SETPCAP & 1:
+        _prctl(PR_SET_SECUREBITS, SECURE_BITS)
+    _prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL)
+    header = (ctypes.c_uint32 * 2)(LINUX_CAPABILITY_VERSION_3, 0)
+    _check(_libc.capset(header, (ctypes.c_uint32 * 6)()), "capset")
+
+
+def _assert_unprivileged() -> None:
+    held = {name: value for name, value in _capabilities().items() if value and name != "CapBnd"}
+    if held:
+        raise ConfinementError(f"capabilities still held: {held}")
 
 
 def processes_of(uid: int) -> int:
@@ -278,13 +281,28 @@ def _silence_standard_streams() -> None:
     os.close(null)
 
 
-def probe() -> Isolation:
-    """Which protections work here, found by trying them in throw-away child processes. Dropping
-    to ``nobody`` needs root, and a Python installation that ``nobody`` can read (namespaces can
-    open the way to one under a private home directory)."""
-    namespaces = _works(_try_namespaces)
-    readable = namespaces or not any(_blocked_ancestor(path) for path in python_paths())
-    return Isolation(namespaces=namespaces, drops_to_nobody=os.geteuid() == 0 and _has_nobody() and readable)
+# --- what this machine allows ------------------------------------------------------------------------
+
+def probe(layout: rootfs.Layout | None = None) -> Isolation:
+    """Which protections work here, found by confining throw-away child processes, the strongest
+    first (in ``layout``, by default :func:`autograder.harness.rootfs.sandbox_layout`'s). Dropping to ``nobody`` needs root, and a Python installation that ``nobody`` can read
+    (the sandbox's own root opens the way to one under a private home directory)."""
+    root = os.geteuid() == 0 and _has_nobody()
+    address_space = not any(glob.glob(pattern) for pattern in rootfs.GPU_DEVICES)
+    layout = layout or rootfs.sandbox_layout()
+    for namespaces, own_user_namespace in ((True, True), (True, False), (False, False)):
+        nobody = root and (namespaces or not any(_blocked_ancestor(path) for path in rootfs.python_paths()))
+        isolation = Isolation(namespaces, nobody, own_user_namespace, address_space)
+        if _works(lambda: _trial(isolation, layout)):
+            return isolation
+    return Isolation(False, False, False, False)
+
+
+def _trial(isolation: Isolation, layout: rootfs.Layout) -> None:
+    """Confine a child as a submission's runner would be; raise if any step fails."""
+    workdir = enter(isolation, layout, 1 << 20)
+    if not _works(lambda: confine(isolation, Limits(), workdir, 0, ())):
+        raise ConfinementError(f"could not confine a process with {isolation}")
 
 
 def _has_nobody() -> bool:
@@ -295,14 +313,12 @@ def _has_nobody() -> bool:
     return True
 
 
-def _try_namespaces() -> None:
-    _unshare()
-    _mount("none", "/", None, MS_REC | MS_PRIVATE)
-    if os.geteuid() == 0:
-        expose(python_paths())
-    _private_file_systems([], 1 << 20)
-    if not _works(lambda: _mount("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC)):
-        raise ConfinementError("cannot mount /proc in a new process-id namespace")
+def _blocked_ancestor(path: str) -> Path | None:
+    """The first directory on the way to ``path`` that other users may not enter; ``None`` when the way is open."""
+    for ancestor in reversed(Path(path).parents):
+        if not ancestor.stat().st_mode & stat.S_IXOTH:
+            return ancestor
+    return None
 
 
 def _works(attempt: Callable[[], None]) -> bool:

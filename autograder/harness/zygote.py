@@ -1,21 +1,29 @@
 """The grading zygote: a process that has imported torch once and forks one child per submission.
 
-Started by :class:`autograder.grading.sandbox.Sandbox` as ``python -m
-autograder.harness.zygote FD MODULE...``, it imports every module of
-:mod:`autograder.harness` and the listed ones (never the exercise specifications, the
-judge or the reference), learns which protections the machine allows
-(:func:`autograder.harness.confine.probe`), and serves requests on the Unix socket ``FD``. A request is a JSON object
-``{"id", "limits", "hidden"}`` with two file descriptors attached, the job's pipe to read
-and the results' pipe to write. For each, the zygote forks:
+Started by :class:`autograder.grading.sandbox.Sandbox` as ``python -P -m
+autograder.harness.zygote FD MODULE...`` with a minimal environment and ``/`` as its working
+directory, it imports every module of :mod:`autograder.harness` and the listed ones (never
+the exercise specifications, the judge or the reference), and talks over the Unix socket
+``FD``. It first says which paths the sandbox's root would show (``{"shown": [...]}``) and
+is told which of them to hide (``{"hidden": [...]}``: only paths inside what is shown ever
+reach it, so the course's own paths do not), learns which protections the machine allows
+(:func:`autograder.harness.confine.probe`) and says so (``{"hello": isolation}``).
 
-* a monitor, which enters new namespaces, makes the working directory and forks
-* the runner: the first process of those namespaces, which confines itself and runs
-  :func:`autograder.harness.serve.serve`; when it ends, everything it started ends too.
+A request is a JSON object ``{"id", "limits"}`` with two file descriptors attached, the
+job's pipe to read and the results' pipe to write. For each, the zygote forks:
 
-Replies: ``{"hello": isolation}`` once, then ``{"id", "pid"}`` when a monitor starts and
-``{"id", "status"}`` when it ends. A request ``{"kill": id}`` kills that monitor's process
-group (the zygote, which reaps its children, knows the pid is still the monitor's).
-Orphans that escape a monitor (only possible without namespaces) are killed at once.
+* a monitor, which enters new namespaces, builds the sandbox's root and forks
+* the runner: the first process of those namespaces, which confines itself, tells the
+  monitor so over a pipe of their own, and runs :func:`autograder.harness.serve.serve`;
+  when it ends, everything it started ends too.
+
+Replies: ``{"id", "pid"}`` when a monitor starts; ``{"id", "failed": reason}`` when the
+sandbox itself could not be set up or confined (sent by the monitor, over this socket,
+which the runner does not hold); ``{"id", "status"}`` when the monitor ends, with the
+runner's exit status: whatever the learner's code does, including ``os._exit(71)``, is
+its own. A request ``{"kill": id}`` kills that monitor's process group (the zygote, which
+reaps its children, knows the pid is still the monitor's). Orphans that escape a monitor
+(only possible without namespaces) are killed at once.
 """
 
 from __future__ import annotations
@@ -33,13 +41,11 @@ from dataclasses import asdict
 from pathlib import Path
 
 import autograder.harness
-from autograder.harness import confine, serve
+from autograder.harness import confine, rootfs, serve
 
-EXIT_SETUP_FAILED = 71  # the monitor could not create the namespaces or the working directory
-EXIT_CONFINE_FAILED = 72  # the runner could not confine itself
-EXIT_MESSAGES = {EXIT_SETUP_FAILED: "the sandbox could not create its namespaces or working directory",
-                 EXIT_CONFINE_FAILED: "the sandbox could not confine the grading process"}
 SWEEP_SECONDS = 0.1
+CONFINED = b"confined"  # what the runner tells its monitor once it is confined
+REASON_CHARS = 2000
 
 
 def main(argv: list[str]) -> None:
@@ -55,12 +61,15 @@ def main(argv: list[str]) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is for the trusted side, which then stops the zygote
     confine.become_subreaper()
     confine.die_with_parent()
-    isolation = confine.probe()
+    layout = rootfs.sandbox_layout()
+    sock.send(json.dumps({"shown": layout.shown}).encode())
+    layout = layout.covering(json.loads(sock.recv(1 << 20))["hidden"])
+    isolation = confine.probe(layout)
     sock.send(json.dumps({"hello": asdict(isolation)}).encode())
-    _serve(sock, isolation)
+    _serve(sock, isolation, layout)
 
 
-def _serve(sock: socket.socket, isolation: confine.Isolation) -> None:
+def _serve(sock: socket.socket, isolation: confine.Isolation, layout: rootfs.Layout) -> None:
     monitors: dict[int, int] = {}  # monitor pid -> request id
     while True:
         readable, _, _ = select.select([sock], [], [], SWEEP_SECONDS)
@@ -72,7 +81,7 @@ def _serve(sock: socket.socket, isolation: confine.Isolation) -> None:
             if "kill" in request:
                 _kill_monitor(request["kill"], monitors)
                 continue
-            pid = _spawn(request, fds, isolation, sock)
+            pid = _spawn(request, fds, isolation, layout, sock)
             for fd in fds:
                 os.close(fd)
             monitors[pid] = request["id"]
@@ -96,39 +105,74 @@ def _kill_monitor(request_id: int, monitors: dict[int, int]) -> None:
                     continue
 
 
-def _spawn(request: dict, fds: list[int], isolation: confine.Isolation, sock: socket.socket) -> int:
+def _spawn(request: dict, fds: list[int], isolation: confine.Isolation, layout: rootfs.Layout,
+           sock: socket.socket) -> int:
     """Fork a monitor for one submission; its pid."""
     pid = os.fork()
     if pid:
         return pid
     try:
-        sock.close()
-        os.setsid()
-        confine.die_with_parent()
-        job_fd, result_fd = fds
-        limits = confine.Limits(**request["limits"])
-        processes_before = 0 if isolation.drops_to_nobody else confine.processes_of(os.getuid())
-        workdir = confine.enter(isolation, request["hidden"], limits.scratch_bytes)
-    except BaseException:  # the forked monitor must never return into the zygote's loop; the status says why
-        os._exit(EXIT_SETUP_FAILED)
+        _monitor(request["id"], confine.Limits(**request["limits"]), fds, isolation, layout, sock)
+    except BaseException as error:  # the forked monitor must never return into the zygote's loop
+        _fail(sock, request["id"], f"the sandbox could not be set up: {type(error).__name__}: {error}")
+    os._exit(1)
+
+
+def _monitor(request_id: int, limits: confine.Limits, fds: list[int], isolation: confine.Isolation,
+             layout: rootfs.Layout, sock: socket.socket) -> None:
+    """Set up the namespaces and the root, fork the runner, and end as the runner ended; never returns.
+    A runner that ends before saying it is confined is the sandbox's failure, reported here."""
+    os.setsid()
+    confine.die_with_parent()
+    job_fd, result_fd = fds
+    processes_before = 0 if isolation.own_user_namespace or isolation.drops_to_nobody else \
+        confine.processes_of(os.getuid())
+    workdir = confine.enter(isolation, layout, limits.scratch_bytes)
+    ready_read, ready_write = os.pipe()
     runner = os.fork()
     if runner == 0:
-        _run(isolation, limits, workdir, processes_before, job_fd, result_fd)
-    os.close(job_fd)
-    os.close(result_fd)
+        sock.close()
+        os.close(ready_read)
+        _run(isolation, limits, workdir, processes_before, (job_fd, result_fd, ready_write))
+    for fd in (ready_write, job_fd, result_fd):
+        os.close(fd)
+    said = _read_all(ready_read)
     _, status = os.waitpid(runner, 0)
     shutil.rmtree(workdir, ignore_errors=True)
+    if said != CONFINED:
+        _fail(sock, request_id, "the sandbox could not confine the grading process: "
+                                f"{said.decode(errors='replace') or 'it ended before saying why'}")
     code = os.waitstatus_to_exitcode(status)
     os._exit(code if code >= 0 else 128 - code)
 
 
-def _run(isolation: confine.Isolation, limits: confine.Limits, workdir: Path, processes_before: int,
-         job_fd: int, result_fd: int) -> None:
-    """The runner: confine, then run the job; never returns."""
+def _fail(sock: socket.socket, request_id: int, reason: str) -> None:
+    """Report the sandbox's own failure to the trusted side, then end; never returns."""
     try:
-        confine.confine(isolation, limits, workdir, processes_before)
-    except BaseException:  # never run a learner's code unconfined; the status says why
-        os._exit(EXIT_CONFINE_FAILED)
+        sock.send(json.dumps({"id": request_id, "failed": reason[:REASON_CHARS]}).encode())
+    finally:
+        os._exit(1)
+
+
+def _read_all(fd: int) -> bytes:
+    chunks = []
+    while chunk := os.read(fd, 4096):
+        chunks.append(chunk)
+    os.close(fd)
+    return b"".join(chunks)
+
+
+def _run(isolation: confine.Isolation, limits: confine.Limits, workdir: Path, processes_before: int,
+         fds: tuple[int, int, int]) -> None:
+    """The runner: confine, say so to the monitor, then run the job; never returns."""
+    job_fd, result_fd, ready = fds
+    try:
+        confine.confine(isolation, limits, workdir, processes_before, keep=fds)
+    except BaseException as error:  # never run a learner's code unconfined; the monitor reports why
+        os.write(ready, f"{type(error).__name__}: {error}".encode()[:REASON_CHARS])
+        os._exit(1)
+    os.write(ready, CONFINED)
+    os.close(ready)
     try:
         serve.serve(job_fd, result_fd)
     except BaseException:  # the learner's code broke the harness itself; the trusted side reports what is missing
