@@ -17,6 +17,9 @@ What a confined process gets, in order of strength:
   that namespace are dropped too, so nothing can be mounted or unmounted;
 * without a GPU on the machine, its address space is capped as well, so shared memory
   counts against its memory limit;
+* where the grader may create cgroup v2 groups (:mod:`autograder.harness.cgroups`): its
+  memory (shared memory included), processes and CPU time are counted for the whole
+  submission;
 * as root: it runs as the unprivileged ``nobody`` user, so files that only the instructor
   may read stay unreadable.
 
@@ -87,6 +90,7 @@ class Isolation:
     drops_to_nobody: bool
     own_user_namespace: bool = False
     address_space: bool = False
+    cgroups: bool = False
 
     def describe(self) -> str:
         """One line for the instructor: what holds here, and what does not."""
@@ -103,7 +107,8 @@ class Isolation:
             (self.namespaces, "own process and mount namespaces (sees only the system, Python and the "
                               "harness, read-only: instructor files, the repository and shared writable "
                               "directories are absent)"),
-            (self.own_user_namespace, "processes counted per submission"),
+            (self.own_user_namespace or self.cgroups, "processes counted per submission"),
+            (self.cgroups, "memory (shared memory included) and CPU time counted per submission (cgroup v2)"),
             (self.address_space, "shared memory counted in the memory limit (address space capped)"),
             (self.drops_to_nobody, "runs as user nobody"),
         ]

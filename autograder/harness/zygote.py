@@ -37,15 +37,33 @@ import shutil
 import signal
 import socket
 import sys
-from dataclasses import asdict
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import autograder.harness
-from autograder.harness import confine, rootfs, serve
+from autograder.harness import cgroups, confine, rootfs, serve
 
 SWEEP_SECONDS = 0.1
 CONFINED = b"confined"  # what the runner tells its monitor once it is confined
 REASON_CHARS = 2000
+
+
+@dataclass(frozen=True)
+class Setting:
+    """How this machine's sandboxes are made: the protections, the root's layout, the cgroups (if any)."""
+
+    isolation: confine.Isolation
+    layout: rootfs.Layout
+    groups: cgroups.Cgroups | None
+
+
+@dataclass(frozen=True)
+class Monitor:
+    """A running monitor: its request, and its submission's cgroup with the CPU time it may use."""
+
+    request_id: int
+    group: Path | None = None
+    cpu_seconds: float = 0.0
 
 
 def main(argv: list[str]) -> None:
@@ -64,13 +82,31 @@ def main(argv: list[str]) -> None:
     layout = rootfs.sandbox_layout()
     sock.send(json.dumps({"shown": layout.shown}).encode())
     layout = layout.covering(json.loads(sock.recv(1 << 20))["hidden"])
-    isolation = confine.probe(layout)
+    groups = _working_cgroups()
+    isolation = replace(confine.probe(layout), cgroups=groups is not None)
     sock.send(json.dumps({"hello": asdict(isolation)}).encode())
-    _serve(sock, isolation, layout)
+    try:
+        _serve(sock, Setting(isolation, layout, groups))
+    finally:
+        if groups:
+            groups.close()
 
 
-def _serve(sock: socket.socket, isolation: confine.Isolation, layout: rootfs.Layout) -> None:
-    monitors: dict[int, int] = {}  # monitor pid -> request id
+def _working_cgroups() -> cgroups.Cgroups | None:
+    """This run's cgroups, if the machine lets it make them and set their limits."""
+    groups = cgroups.Cgroups.delegated()
+    if groups is None:
+        return None
+    try:
+        cgroups.remove(groups.create("probe", 1 << 30, 8))
+    except OSError:
+        groups.close()
+        return None
+    return groups
+
+
+def _serve(sock: socket.socket, setting: Setting) -> None:
+    monitors: dict[int, Monitor] = {}  # by pid
     while True:
         readable, _, _ = select.select([sock], [], [], SWEEP_SECONDS)
         if readable:
@@ -81,23 +117,33 @@ def _serve(sock: socket.socket, isolation: confine.Isolation, layout: rootfs.Lay
             if "kill" in request:
                 _kill_monitor(request["kill"], monitors)
                 continue
-            pid = _spawn(request, fds, isolation, layout, sock)
+            pid, monitors[pid] = _spawn(request, fds, setting, sock)
             for fd in fds:
                 os.close(fd)
-            monitors[pid] = request["id"]
             sock.send(json.dumps({"id": request["id"], "pid": pid}).encode())
+        _stop_overtime(monitors)
         for pid, status in _reap():
             if pid in monitors:
-                sock.send(json.dumps({"id": monitors.pop(pid), "status": status}).encode())
-        if not isolation.namespaces:
+                ended = monitors.pop(pid)
+                if ended.group:
+                    cgroups.remove(ended.group)
+                sock.send(json.dumps({"id": ended.request_id, "status": status}).encode())
+        if not setting.isolation.namespaces:
             _kill_children(exclude=set(monitors))
     _kill_children(exclude=set())
 
 
-def _kill_monitor(request_id: int, monitors: dict[int, int]) -> None:
+def _stop_overtime(monitors: dict[int, Monitor]) -> None:
+    """Kill every submission whose processes together used more CPU time than it may."""
+    for monitor in monitors.values():
+        if monitor.group and cgroups.cpu_seconds(monitor.group) > monitor.cpu_seconds:
+            cgroups.kill(monitor.group)
+
+
+def _kill_monitor(request_id: int, monitors: dict[int, Monitor]) -> None:
     """Kill a monitor's process group, if that monitor has not been reaped (so its pid is still its own)."""
-    for pid, owner in monitors.items():
-        if owner == request_id:
+    for pid, monitor in monitors.items():
+        if monitor.request_id == request_id:
             for kill in (os.killpg, os.kill):
                 try:
                     kill(pid, signal.SIGKILL)
@@ -105,29 +151,35 @@ def _kill_monitor(request_id: int, monitors: dict[int, int]) -> None:
                     continue
 
 
-def _spawn(request: dict, fds: list[int], isolation: confine.Isolation, layout: rootfs.Layout,
-           sock: socket.socket) -> int:
-    """Fork a monitor for one submission; its pid."""
+def _spawn(request: dict, fds: list[int], setting: Setting, sock: socket.socket) -> tuple[int, Monitor]:
+    """Fork a monitor for one submission (in a cgroup of its own, where there are cgroups): its pid, and
+    what the zygote keeps of it."""
+    limits = confine.Limits(**request["limits"])
+    group = None
+    if setting.groups:
+        group = setting.groups.create(f"submission-{request['id']}", limits.memory_bytes, limits.processes)
     pid = os.fork()
     if pid:
-        return pid
+        return pid, Monitor(request["id"], group, limits.cpu_seconds)
     try:
-        _monitor(request["id"], confine.Limits(**request["limits"]), fds, isolation, layout, sock)
+        if group:
+            cgroups.join(group)
+        _monitor(request["id"], limits, fds, setting, sock)
     except BaseException as error:  # the forked monitor must never return into the zygote's loop
         _fail(sock, request["id"], f"the sandbox could not be set up: {type(error).__name__}: {error}")
     os._exit(1)
 
 
-def _monitor(request_id: int, limits: confine.Limits, fds: list[int], isolation: confine.Isolation,
-             layout: rootfs.Layout, sock: socket.socket) -> None:
+def _monitor(request_id: int, limits: confine.Limits, fds: list[int], setting: Setting, sock: socket.socket) -> None:
     """Set up the namespaces and the root, fork the runner, and end as the runner ended; never returns.
     A runner that ends before saying it is confined is the sandbox's failure, reported here."""
     os.setsid()
     confine.die_with_parent()
+    isolation = setting.isolation
     job_fd, result_fd = fds
     processes_before = 0 if isolation.own_user_namespace or isolation.drops_to_nobody else \
         confine.processes_of(os.getuid())
-    workdir = confine.enter(isolation, layout, limits.scratch_bytes)
+    workdir = confine.enter(isolation, setting.layout, limits.scratch_bytes)
     ready_read, ready_write = os.pipe()
     runner = os.fork()
     if runner == 0:
