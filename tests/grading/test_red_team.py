@@ -1,4 +1,5 @@
-"""Hostile submissions, each a real notebook graded by ``tfcourse grade`` in one run with honest ones.
+"""Hostile submissions, each a real notebook graded by ``tfcourse grade`` in one run with honest ones,
+once as root and once as an ordinary user.
 
 Every hostile notebook solves ``softmax`` honestly (2 of 9 points) and attacks the grader
 elsewhere, so each must score exactly 2 (a corrupt notebook 0), while the honest notebooks
@@ -7,6 +8,7 @@ graded in the same run keep their full scores.
 
 from __future__ import annotations
 
+import getpass
 import socket
 import threading
 import time
@@ -16,9 +18,10 @@ from types import SimpleNamespace
 import nbformat
 import pytest
 
-from autograder.harness.confine import probe
 from tests.support.grading_course import (
     LESSON,
+    MODES,
+    Grader,
     gradebook_scores,
     json_reports,
     released,
@@ -27,12 +30,10 @@ from tests.support.grading_course import (
     solution_ids,
     solved,
     submit,
-    tfcourse,
 )
 from tests.support.notebooks import ROOT
 
 pytestmark = pytest.mark.slow
-ISOLATION = probe()
 WALL_SECONDS = 20
 DAEMON_DELAY = 3
 
@@ -159,6 +160,7 @@ for path in ("{course}/pwned", "{repo}/pwned", "/tmp/pwned-by-a-submission", os.
         pass
 """
 NETWORK = """
+import getpass
 import socket
 try:
     socket.create_connection(("127.0.0.1", {port}), timeout=2).sendall(b"hidden cases, please")
@@ -221,8 +223,13 @@ ATTACKS = {  # student: (cell changes, the reason to find in the attacked cell's
 EXPECTED = {**{student: 2.0 for student in ATTACKS}, "corrupt-notebook": 0.0, "deleted-check-cells": 2.0,
             "edited-check-cells": 2.0, "forged-metadata": 2.0, "overfit-visible": 0.0,
             "honest-full": 9.0, "honest-partial": 3.0, "honest-untouched": 0.0}
-if not ISOLATION.namespaces:  # without a mount namespace the reference's source stays readable
-    EXPECTED["read-reference-source"] = 4.0
+
+
+def expected_scores(isolation) -> dict[str, float]:
+    """:data:`EXPECTED` where the sandbox enforces ``isolation``."""
+    if not isolation.namespaces:  # without a mount namespace the reference's source stays readable
+        return {**EXPECTED, "read-reference-source": 4.0}
+    return EXPECTED
 
 
 def hostile(course, changes: dict, context: dict) -> nbformat.NotebookNode:
@@ -287,8 +294,12 @@ class Listener:
             self.received.append(connection.recv(1024))
 
 
-@pytest.fixture(scope="module")
-def graded(tmp_path_factory):
+@pytest.fixture(scope="module", params=MODES)
+def graded(request, tmp_path_factory):
+    grader = Grader(request.param)
+    if grader.unavailable():
+        pytest.skip(grader.unavailable())
+    isolation = grader.isolation()
     course = released_course(tmp_path_factory)
     listener = Listener()
     context = {"course": course, "repo": ROOT, "port": listener.port, "delay": DAEMON_DELAY}
@@ -296,11 +307,14 @@ def graded(tmp_path_factory):
         submit(course, student, hostile(course, changes, context))
     for student, notebook in restructured(course).items():
         submit(course, student, notebook)
-    result = tfcourse("grade", LESSON, "--course", course, "--workers", 2, "--json", "--timeout", WALL_SECONDS)
+    grader.hand_over(course)
+    result = grader.tfcourse("grade", LESSON, "--course", course, "--workers", 2, "--json", "--timeout", WALL_SECONDS,
+                             course=course)
     time.sleep(DAEMON_DELAY + 2)  # anything left behind has had its chance
     return SimpleNamespace(course=course, result=result, reports=json_reports(result.stdout),
-                           gradebook=gradebook_scores(course), listener=listener,
-                           sandboxes_ended=sandboxed_processes_end(within=30))
+                           gradebook=gradebook_scores(course), listener=listener, isolation=isolation,
+                           expected=expected_scores(isolation), sandbox_user=grader.sandbox_user(isolation),
+                           sandboxes_ended=sandboxed_processes_end(within=30, user=grader.sandbox_user(isolation)))
 
 
 def test_the_run_grades_every_submission_and_exits_cleanly(graded):
@@ -312,8 +326,8 @@ def test_the_run_grades_every_submission_and_exits_cleanly(graded):
 @pytest.mark.parametrize("student", EXPECTED)
 def test_each_submission_scores_exactly_what_its_honest_part_earns(graded, student):
     report = graded.reports[student]
-    assert report["score"] == EXPECTED[student], [c["message"] for c in report["checks"] if not c["passed"]]
-    assert graded.gradebook[student] == EXPECTED[student]
+    assert report["score"] == graded.expected[student], [c["message"] for c in report["checks"] if not c["passed"]]
+    assert graded.gradebook[student] == graded.expected[student]
 
 
 @pytest.mark.parametrize("student", [s for s, (_, reason) in ATTACKS.items() if reason])
@@ -353,8 +367,8 @@ def test_nothing_outlives_the_run_or_escapes_the_sandbox(graded):
     assert not (course / "daemon-was-here").exists()
     assert graded.gradebook["daemon-rewrites-gradebook"] == 2.0
     assert not (course / "pwned").exists() and not (ROOT / "pwned").exists()
-    if ISOLATION.namespaces:
+    if graded.isolation.namespaces:
         assert graded.listener.received == []
         assert not Path("/tmp/pwned-by-a-submission").exists()
-    if ISOLATION.drops_to_nobody:
+    if graded.isolation.drops_to_nobody or graded.sandbox_user != getpass.getuser():
         assert graded.sandboxes_ended

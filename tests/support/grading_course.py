@@ -1,19 +1,26 @@
-"""Helpers for tests that grade a class: a released nbgrader course, submissions, the command line."""
+"""Helpers for tests that grade a class: a released nbgrader course, submissions, the command line,
+run as root or as an ordinary user."""
 
 from __future__ import annotations
 
+import getpass
 import json
+import os
 import shutil
 import subprocess
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import nbformat
 from nbgrader.api import Gradebook
 
 from autograder.grading.course import Course, init_course, run_nbgrader
+from autograder.harness.confine import Isolation
+from autograder.harness.rootfs import python_paths
 from tests.support.notebooks import ROOT
+from tests.support.ordinary_user import USER, ensure_user
 
 LESSON = "02-attention"
 TIMESTAMP = "2030-01-01 12:00:00.000000 UTC"
@@ -71,9 +78,78 @@ def submit(course: Path, student: str, notebook: nbformat.NotebookNode | bytes, 
     return path
 
 
-def tfcourse(*args: str, timeout: float = 900) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "tfcourse.cli", *map(str, args)], capture_output=True, text=True,
-                          timeout=timeout)
+def tfcourse(*args: str, timeout: float = 900, user: str | None = None,
+             home: Path | None = None) -> subprocess.CompletedProcess:
+    """``tfcourse ARGS``; as ``user`` (from root, with ``home``) when given, with the way open to the paths
+    among ``args``."""
+    command = [sys.executable, "-m", "tfcourse.cli", *map(str, args)]
+    if user is None:
+        return subprocess.run(command, capture_output=True, text=True, timeout=timeout)
+    reach = [Path(arg) for arg in map(str, args) if os.path.isabs(arg) and os.path.exists(arg)]
+    return as_user(user, command, [*reach, *([home] if home else [])], timeout, home)
+
+
+def as_user(user: str, command: list[str], reach: list[Path], timeout: float,
+            home: Path | None = None) -> subprocess.CompletedProcess:
+    """Run ``command`` as ``user`` (from root), with the way open to Python, the checkout and ``reach``
+    (see :mod:`tests.support.ordinary_user`)."""
+    paths = [*map(Path, python_paths()), ROOT, *reach]
+    launcher = [sys.executable, "-m", "tests.support.ordinary_user", user, *map(str, paths), "--", *command]
+    environment = dict(os.environ, HOME=str(home)) if home else None
+    return subprocess.run(launcher, capture_output=True, text=True, timeout=timeout, cwd=ROOT, env=environment)
+
+
+ROOT_MODE, ORDINARY_MODE = "root", "ordinary user"
+MODES = (ROOT_MODE, ORDINARY_MODE)
+
+
+@dataclass(frozen=True)
+class Grader:
+    """Who runs ``tfcourse grade`` in a test: root, or an ordinary user (the user ``tfgrader``, created
+    if missing, when the tests run as root; the user running them otherwise)."""
+
+    mode: str
+
+    @property
+    def user(self) -> str | None:
+        """The user to switch to, or ``None`` to run as the tests do."""
+        return USER if self.mode == ORDINARY_MODE and os.geteuid() == 0 else None
+
+    def unavailable(self) -> str | None:
+        """Why this mode cannot run here, if it cannot."""
+        if self.mode == ROOT_MODE and os.geteuid() != 0:
+            return f"grading as root needs the tests to run as root; they run as {getpass.getuser()}"
+        return None
+
+    def hand_over(self, course: Path) -> None:
+        """Give the course directory (and a home beside it) to the user who grades."""
+        if self.user is None:
+            return
+        account = ensure_user(self.user)
+        (course.parent / "home").mkdir(exist_ok=True)
+        for folder in (course, course.parent / "home"):
+            subprocess.run(["chown", "-R", f"{account.pw_uid}:{account.pw_gid}", str(folder)], check=True)
+
+    def tfcourse(self, *args: str, course: Path, timeout: float = 900) -> subprocess.CompletedProcess:
+        """``tfcourse ARGS`` run by this grader on ``course``."""
+        return tfcourse(*args, timeout=timeout, user=self.user, home=course.parent / "home" if self.user else None)
+
+    def isolation(self) -> Isolation:
+        """What the sandbox enforces for this grader on this machine."""
+        code = "import json, dataclasses; from autograder.harness.confine import probe; " \
+               "print(json.dumps(dataclasses.asdict(probe())))"
+        command = [sys.executable, "-c", code]
+        if self.user is None:
+            result = subprocess.run(command, capture_output=True, text=True, check=True, cwd=ROOT)
+        else:
+            ensure_user(self.user)
+            result = as_user(self.user, command, [], 120)
+        assert result.returncode == 0, result.stderr
+        return Isolation(**json.loads(result.stdout))
+
+    def sandbox_user(self, isolation: Isolation) -> str:
+        """The user the sandboxed processes run as."""
+        return "nobody" if isolation.drops_to_nobody else (self.user or getpass.getuser())
 
 
 def json_reports(stdout: str) -> dict[str, dict]:
@@ -87,11 +163,11 @@ def gradebook_scores(course: Path, lesson: str = LESSON) -> dict[str, float]:
         return {s.student_id: s.score for s in gradebook.assignment_submissions(lesson)}
 
 
-def sandboxed_processes_end(within: float) -> bool:
-    """Whether every live process of the user ``nobody`` (the sandboxes' user) ends within ``within`` seconds."""
+def sandboxed_processes_end(within: float, user: str = "nobody") -> bool:
+    """Whether every live process of ``user`` (the sandboxes' user) ends within ``within`` seconds."""
     deadline = time.monotonic() + within
     while time.monotonic() < deadline:
-        states = subprocess.run(["ps", "-u", "nobody", "-o", "stat="], capture_output=True, text=True).stdout.split()
+        states = subprocess.run(["ps", "-u", user, "-o", "stat="], capture_output=True, text=True).stdout.split()
         if all(state.startswith("Z") for state in states):
             return True
         time.sleep(0.5)
