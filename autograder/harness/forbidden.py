@@ -26,6 +26,10 @@ COURSE_PACKAGES = ("tfcourse", "autograder")
 _INHERITED = object()  # marks an attribute a class inherits rather than defines
 
 
+class UnscannableCode(ValueError):
+    """Source too deeply nested (or too large) for the static scan to read."""
+
+
 class ForbiddenAPIUsed(Exception):
     """The learner's code called an API the exercise forbids."""
 
@@ -119,17 +123,27 @@ def _source_of(obj: Any) -> str | None:
 
 
 def scan_source(obj: Any, apis: tuple[str, ...]) -> list[str]:
-    """Forbidden things named in ``obj``'s source: APIs (by their last name) and course imports."""
+    """Forbidden things named in ``obj``'s source: APIs (by their last name) and course imports; nothing
+    when its source cannot be scanned (the tripwires still catch the calls)."""
     source = _source_of(obj)
-    return [] if source is None else scan_code(source, apis)
+    try:
+        return [] if source is None else scan_code(source, apis)
+    except UnscannableCode:
+        return []
 
 
 def scan_code(source: str, apis: tuple[str, ...]) -> list[str]:
-    """Forbidden things named in Python ``source``: APIs (by their last name) and course imports."""
+    """Forbidden things named in Python ``source``: APIs (by their last name) and course imports; nothing
+    for source that is not Python. :class:`UnscannableCode` when it is Python nested too deeply to scan."""
     try:
-        tree = ast.parse(source)
-    except SyntaxError:
+        return _scan_tree(ast.parse(source), apis)
+    except (SyntaxError, ValueError):  # not Python (ValueError: a null byte); it cannot run either
         return []
+    except (RecursionError, MemoryError):
+        raise UnscannableCode("it is nested too deeply") from None
+
+
+def _scan_tree(tree: ast.AST, apis: tuple[str, ...]) -> list[str]:
     short_names = {api.rsplit(".", 1)[-1]: api for api in apis}
     found: list[str] = []
     for node in ast.walk(tree):

@@ -18,7 +18,9 @@ Frames (a message with its length in front) carry messages over a pipe.
 
 from __future__ import annotations
 
+import itertools
 import json
+import math
 import os
 import re
 import struct
@@ -30,6 +32,10 @@ import torch
 
 HEADER = struct.Struct("<Q")
 MAX_DEPTH = 64
+MAX_HEADER_BYTES = 4 << 20  # the JSON part; tensors and arrays travel in the buffers
+MAX_OBJECTS = 1 << 16  # values in one message
+MAX_ELEMENTS = 1 << 28  # elements of one tensor or array
+TAGS = ("list", "tuple", "set", "dict", "complex", "bytes", "dtype", "device", "size", "opaque", "tensor", "ndarray")
 TENSOR_DTYPES = {str(d).removeprefix("torch."): d for d in (
     torch.float16, torch.bfloat16, torch.float32, torch.float64, torch.complex64, torch.complex128,
     torch.uint8, torch.int8, torch.int16, torch.int32, torch.int64, torch.bool)}
@@ -115,29 +121,46 @@ def _encode_array(value: np.ndarray | np.generic, buffers: list[bytes]) -> Any:
 # --- decoding (runs on the trusted side) ----------------------------------------------------------
 
 def loads(message: bytes) -> Any:
-    """The plain data a message holds; :class:`WireError` when it is malformed."""
+    """The plain data a message holds; :class:`WireError` (and nothing else) when it is malformed or
+    would decode into more than :data:`MAX_OBJECTS` objects, :data:`MAX_ELEMENTS` elements of one
+    tensor or array, or more data than it carries (each buffer decodes once)."""
     try:
-        (length,) = HEADER.unpack_from(message)
-        header = json.loads(message[HEADER.size:HEADER.size + length])
-        sizes = header["buffers"]
-        if not isinstance(sizes, list) or not all(type(n) is int and n >= 0 for n in sizes):
-            raise WireError("bad buffer table")
-        offsets = np.cumsum([HEADER.size + length, *sizes]).tolist()
-        if offsets[-1] != len(message):
-            raise WireError("the buffers do not add up to the message")
-        buffers = [message[start:end] for start, end in zip(offsets[:-1], offsets[1:])]
-        return _Decoder(buffers).decode(header["tree"], 0)
+        return _loads(message)
     except WireError:
         raise
-    except (ValueError, KeyError, TypeError, IndexError, RecursionError, struct.error) as error:
-        raise WireError(f"malformed message: {type(error).__name__}: {error}") from None
+    except Exception as error:  # anything else the bytes provoke is their fault too
+        raise WireError(f"malformed message: {type(error).__name__}: {str(error)[:200]}") from None
+
+
+def _loads(message: bytes) -> Any:
+    if len(message) < HEADER.size:
+        raise WireError("a message shorter than its header")
+    (length,) = HEADER.unpack_from(message)
+    if length > min(MAX_HEADER_BYTES, len(message) - HEADER.size):
+        raise WireError("bad header length")
+    header = json.loads(message[HEADER.size:HEADER.size + length])
+    if type(header) is not dict or set(header) != {"tree", "buffers"}:
+        raise WireError("bad header")
+    sizes = header["buffers"]
+    if type(sizes) is not list or not all(type(n) is int and 0 <= n <= len(message) for n in sizes):
+        raise WireError("bad buffer table")
+    offsets = list(itertools.accumulate(sizes, initial=HEADER.size + length))
+    if offsets[-1] != len(message):
+        raise WireError("the buffers do not add up to the message")
+    buffers = [message[start:end] for start, end in zip(offsets[:-1], offsets[1:])]
+    return _Decoder(buffers).decode(header["tree"], 0)
 
 
 class _Decoder:
     def __init__(self, buffers: list[bytes]):
         self.buffers = buffers
+        self.used: set[int] = set()
+        self.objects = 0
 
     def decode(self, node: Any, depth: int) -> Any:
+        self.objects += 1
+        if self.objects > MAX_OBJECTS:
+            raise WireError(f"more than {MAX_OBJECTS} objects")
         if depth > MAX_DEPTH:
             raise WireError("nested too deeply")
         if node is None or type(node) in (bool, int, float, str):
@@ -145,9 +168,9 @@ class _Decoder:
         if type(node) is not dict or len(node) != 1:
             raise WireError(f"unexpected node {type(node).__name__}")
         ((tag, body),) = node.items()
-        handler = getattr(self, f"_decode_{tag}", None)
+        handler = getattr(self, f"_decode_{tag}", None) if tag in TAGS else None
         if handler is None:
-            raise WireError(f"unknown tag {tag!r}")
+            raise WireError(f"unknown tag {str(tag)[:40]!r}")
         return handler(body, depth + 1)
 
     def _items(self, body: Any, depth: int) -> list:
@@ -170,15 +193,16 @@ class _Decoder:
         return {self.decode(key, depth): self.decode(value, depth) for key, value in body}
 
     def _decode_complex(self, body: Any, depth: int) -> complex:
-        real, imag = body
-        return complex(float(real), float(imag))
+        if type(body) is not list or len(body) != 2 or not all(type(part) in (int, float) for part in body):
+            raise WireError("a complex number is not two numbers")
+        return complex(float(body[0]), float(body[1]))
 
     def _decode_bytes(self, body: Any, depth: int) -> bytes:
         return self._buffer(body)
 
     def _decode_dtype(self, body: Any, depth: int) -> torch.dtype:
-        if body not in TENSOR_DTYPES:
-            raise WireError(f"unknown dtype {body!r}")
+        if type(body) is not str or body not in TENSOR_DTYPES:
+            raise WireError(f"unknown dtype {str(body)[:40]!r}")
         return TENSOR_DTYPES[body]
 
     def _decode_device(self, body: Any, depth: int) -> torch.device:
@@ -188,42 +212,57 @@ class _Decoder:
         return torch.Size(_shape(body))
 
     def _decode_opaque(self, body: Any, depth: int) -> Opaque:
-        return Opaque(str(body)[:200])
+        return Opaque(body[:200] if type(body) is str else "an object")
 
     def _decode_tensor(self, body: Any, depth: int) -> torch.Tensor:
+        body = _fields(body, {"dtype", "shape", "device", "buffer"})
         dtype, shape = self._decode_dtype(body["dtype"], depth), _shape(body["shape"])
-        data = self._buffer(body["buffer"])
-        itemsize = torch.empty((), dtype=dtype).element_size()
-        if len(data) != itemsize * int(np.prod(shape, dtype=np.int64)):
-            raise WireError("a tensor's data does not match its shape")
+        device = _device(body["device"])
+        data = self._sized_buffer(body["buffer"], shape, torch.empty((), dtype=dtype).element_size())
         flat = torch.frombuffer(bytearray(data), dtype=torch.uint8) if data else torch.empty(0, dtype=torch.uint8)
-        return flat.view(dtype).reshape(shape).to(_device(body["device"]))
+        return flat.view(dtype).reshape(shape).to(device)
 
     def _decode_ndarray(self, body: Any, depth: int) -> np.ndarray | np.generic:
+        body = _fields(body, {"dtype", "shape", "buffer", "scalar"})
         if type(body["dtype"]) is not str or not NUMPY_DTYPE.match(body["dtype"]):
-            raise WireError(f"unsupported array dtype {body['dtype']!r}")
+            raise WireError(f"unsupported array dtype {str(body['dtype'])[:40]!r}")
         dtype, shape = np.dtype(body["dtype"]), _shape(body["shape"])
-        data = self._buffer(body["buffer"])
-        if len(data) != dtype.itemsize * int(np.prod(shape, dtype=np.int64)):
-            raise WireError("an array's data does not match its shape")
+        data = self._sized_buffer(body["buffer"], shape, dtype.itemsize)
         array = np.frombuffer(data, dtype=dtype).reshape(shape).copy()
         return array[()] if body.get("scalar") is True and not shape else array
 
+    def _sized_buffer(self, index: Any, shape: tuple[int, ...], itemsize: int) -> bytes:
+        """The buffer of a tensor or array, which must hold exactly its elements."""
+        elements = math.prod(shape)
+        if elements > MAX_ELEMENTS:
+            raise WireError(f"more than {MAX_ELEMENTS} elements")
+        data = self._buffer(index)
+        if len(data) != itemsize * elements:
+            raise WireError("a tensor's data does not match its shape")
+        return data
+
     def _buffer(self, index: Any) -> bytes:
-        if type(index) is not int or not 0 <= index < len(self.buffers):
+        if type(index) is not int or not 0 <= index < len(self.buffers) or index in self.used:
             raise WireError("bad buffer index")
+        self.used.add(index)
         return self.buffers[index]
 
 
+def _fields(body: Any, allowed: set[str]) -> dict[str, Any]:
+    if type(body) is not dict or not set(body) <= allowed or not set(body) >= allowed - {"scalar"}:
+        raise WireError("a tensor or array is missing fields")
+    return body
+
+
 def _shape(body: Any) -> tuple[int, ...]:
-    if type(body) is not list or len(body) > 32 or not all(type(n) is int and n >= 0 for n in body):
+    if type(body) is not list or len(body) > 32 or not all(type(n) is int and 0 <= n <= MAX_ELEMENTS for n in body):
         raise WireError("bad shape")
     return tuple(body)
 
 
 def _device(name: Any) -> torch.device:
     if type(name) is not str or not DEVICE.match(name):
-        raise WireError(f"unknown device {name!r}")
+        raise WireError(f"unknown device {str(name)[:40]!r}")
     device = torch.device(name)
     if device.type == "cuda" and not (torch.cuda.is_available() and (device.index or 0) < torch.cuda.device_count()):
         raise WireError(f"device {name} is not available here")
