@@ -21,6 +21,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from autograder.grading.submitted import MAX_NOTEBOOK_BYTES, MAX_SUBMISSION_BYTES, Submission, read_submission_folder
+from autograder.grading.untrusted_files import UntrustedFileError, open_folder, read_file, read_folder, replace_folder
 from autograder.seeds import HIDDEN_SEED_VARIABLE
 
 REPOSITORY = Path(__file__).resolve().parents[2]  # the checkout holding solutions/ and the packages
@@ -97,10 +99,11 @@ class Course:
         return path
 
     def _student_folders(self, step: str, assignment: str) -> list[tuple[str, Path]]:
-        """``(student, folder)`` for each student's folder of ``assignment`` in ``step``, by student id."""
+        """``(student, folder)`` for each student's folder of ``assignment`` in ``step``, by student id
+        (whatever stands at a folder's place is listed: a link or a file there is refused when read)."""
         folders = self._path(step, "*", assignment)
         return sorted((folder.parent.name, folder) for folder in folders.parent.parent.glob(f"*/{folders.name}")
-                      if folder.is_dir() and not folder.parent.name.startswith("."))
+                      if os.path.lexists(folder) and not folder.parent.name.startswith("."))
 
     def submissions(self, assignment: str) -> list[tuple[str, Path]]:
         """``(student, folder)`` for each submission collected into the course, by student id."""
@@ -109,19 +112,36 @@ class Course:
     def autograded_notebook(self, student: str, assignment: str, name: str) -> Path:
         return self._path(self.directory.autograded_directory, student, assignment) / f"{name}.ipynb"
 
-    def timestamp(self, folder: Path) -> str | None:
-        """The submission time nbgrader's collect recorded, if any."""
-        path = folder / "timestamp.txt"
-        return (path.read_text().strip() or None) if path.is_file() else None
+    def read_submission(self, student: str, assignment: str, notebooks: list[str]) -> Submission:
+        """The student's submitted folder, read as untrusted data: no link in it, or above it inside the
+        course, is followed."""
+        parts = self._parts(self.directory.submitted_directory, student, assignment)
+        return read_submission_folder(self.root, parts, student, notebooks)
 
-    def copy_submission_files(self, student: str, assignment: str) -> None:
-        """Into the autograded folder, as ``nbgrader autograde`` does: the submission's other files
-        (its timestamp and secret, which feedback needs), then the instructor's own non-notebook files."""
-        target = self._path(self.directory.autograded_directory, student, assignment)
-        for folder in (self._path(self.directory.submitted_directory, student, assignment),
-                       self._path(self.directory.source_directory, ".", assignment)):
-            shutil.copytree(folder, target, symlinks=True, dirs_exist_ok=True,
-                            ignore=shutil.ignore_patterns("*.ipynb", ".ipynb_checkpoints"))
+    def instructor_files(self, assignment: str) -> dict[str, bytes]:
+        """The assignment's own files besides its notebooks (regular files at its top), which every autograded
+        folder gets."""
+        folder = self._path(self.directory.source_directory, ".", assignment)
+        names = sorted(p.name for p in folder.iterdir() if p.suffix != ".ipynb" and p.name != ".ipynb_checkpoints")
+        parts = self._parts(self.directory.source_directory, ".", assignment)
+        return read_folder(self.root, parts, names, MAX_NOTEBOOK_BYTES, MAX_SUBMISSION_BYTES).files
+
+    def write_autograded(self, student: str, assignment: str, files: dict[str, bytes]) -> None:
+        """Make the student's autograded folder hold exactly ``files``, replacing (never writing through) what
+        is there."""
+        replace_folder(self.root, self._parts(self.directory.autograded_directory, student, assignment), files)
+
+    def read_autograded(self, student: str, assignment: str, name: str) -> bytes | None:
+        """The autograded file ``name`` as it is now; ``None`` when it is missing or not a plain file."""
+        try:
+            with open_folder(self.root, self._parts(self.directory.autograded_directory, student, assignment)) as fd:
+                return read_file(fd, name, MAX_SUBMISSION_BYTES)
+        except (UntrustedFileError, FileNotFoundError):
+            return None
+
+    def _parts(self, step: str, student: str, assignment: str) -> tuple[str, ...]:
+        """The folder of ``step`` for the student and assignment, as names below the course root."""
+        return self._path(step, student, assignment).relative_to(self.root).parts
 
     def feedback_folder(self, student: str, assignment: str) -> Path:
         return self._path(self.directory.feedback_directory, student, assignment)

@@ -2,15 +2,18 @@
 
 Each graded submission is committed in this order: its autograded notebooks (written to a
 temporary file, then renamed), its grades in nbgrader's gradebook (one transaction), and
-one line in the journal (appended and flushed to disk). A run that is killed at any point
-loses at most the submission in flight: on the next run, a journal line whose digest
-still matches the submission is taken as done (and its grades are written again if the
-gradebook disagrees), and anything else is graded again. Every write sets values, never
+one line in the journal (appended and flushed to disk) holding everything the run wrote: the
+timestamp, every cell's score and comment, and the digest of every autograded file. A run
+that is killed at any point loses at most the submission in flight: on the next run, a
+journal line whose digest still matches the submission is taken as done (its grades are
+written again if the gradebook disagrees with the line, its autograded folder if a file
+differs), and anything else is graded again. Every write sets values, never
 adds to them, so doing one twice counts nothing twice.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import warnings
@@ -19,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from nbgrader.api import Gradebook, MissingEntry
+from nbgrader.utils import parse_utc
 from sqlalchemy.exc import SAWarning
 
 from autograder.scores import CellCheck, NotebookScore
@@ -44,30 +48,61 @@ class NotebookGrades:
         return cls(data["name"], NotebookScore(**score, checks=checks), data["grades"], data["comments"])
 
 
+@dataclass
+class JournalEntry:
+    """One graded submission as a run committed it: the digest it was graded at, the timestamp and
+    grades it wrote into the gradebook, and the digest of every file it wrote into its autograded folder."""
+
+    student: str
+    digest: str
+    timestamp: str | None
+    notebooks: list[NotebookGrades]
+    files: dict[str, str]
+
+    def to_json(self) -> str:
+        return json.dumps({"student": self.student, "digest": self.digest, "timestamp": self.timestamp,
+                           "notebooks": [n.to_json() for n in self.notebooks], "files": self.files})
+
+    @classmethod
+    def from_json(cls, line: str) -> "JournalEntry":
+        """The entry on ``line``; ``ValueError`` (or ``KeyError``/``TypeError``) for a line it cannot be."""
+        data = json.loads(line)
+        files = data["files"]
+        if not (isinstance(data["student"], str) and isinstance(data["digest"], str) and isinstance(files, dict)):
+            raise ValueError("not a journal entry")
+        return cls(data["student"], data["digest"], data["timestamp"],
+                   [NotebookGrades.from_json(n) for n in data["notebooks"]], files)
+
+
+def file_digests(files: dict[str, bytes | None]) -> dict[str, str]:
+    """The SHA-256 of each file's bytes (``"-"`` for a file that is missing)."""
+    return {name: hashlib.sha256(data).hexdigest() if data is not None else "-" for name, data in files.items()}
+
+
 class Journal:
     """An append-only file of graded submissions: one JSON line each, the last line per student wins."""
 
     def __init__(self, path: Path):
         self.path = path
 
-    def entries(self) -> dict[str, dict[str, Any]]:
-        """The last complete entry per student (a line cut short by a crash is ignored)."""
-        found: dict[str, dict[str, Any]] = {}
+    def entries(self) -> dict[str, JournalEntry]:
+        """The last complete entry per student (a line cut short by a crash, or written by an older
+        version, is ignored: that submission is graded again)."""
+        found: dict[str, JournalEntry] = {}
         if not self.path.exists():
             return found
-        for line in self.path.read_text().splitlines():
+        for line in self.path.read_text(errors="replace").splitlines():
             try:
-                entry = json.loads(line)
-            except json.JSONDecodeError:
+                entry = JournalEntry.from_json(line)
+            except (ValueError, KeyError, TypeError):
                 continue
-            found[entry["student"]] = entry
+            found[entry.student] = entry
         return found
 
-    def append(self, student: str, digest: str, notebooks: list[NotebookGrades]) -> None:
+    def append(self, entry: JournalEntry) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        line = json.dumps({"student": student, "digest": digest, "notebooks": [n.to_json() for n in notebooks]})
         with open(self.path, "a") as journal:
-            journal.write(line + "\n")
+            journal.write(entry.to_json() + "\n")
             journal.flush()
             os.fsync(journal.fileno())
 
@@ -107,7 +142,7 @@ class GradebookWriter:
                 for grade_id, score in notebook.grades.items():
                     grade = gradebook.find_grade(grade_id, notebook.name, assignment, student)
                     grade.auto_score = score
-                    grade.needs_manual_grade = score is None or grade.manual_score is not None
+                    grade.needs_manual_grade = _needs_manual_grade(score, grade)
                 for grade_id, comment in notebook.comments.items():
                     gradebook.find_comment(grade_id, notebook.name, assignment, student).auto_comment = comment
             gradebook.db.commit()
@@ -115,10 +150,28 @@ class GradebookWriter:
             gradebook.db.rollback()
             raise
 
-    def agrees(self, assignment: str, student: str, notebooks: list[NotebookGrades]) -> bool:
-        """Whether the gradebook holds exactly these automatic grades for the submission."""
+    def agrees(self, assignment: str, student: str, timestamp: str | None, notebooks: list[NotebookGrades]) -> bool:
+        """Whether the gradebook holds exactly what :meth:`record` wrote for the submission: its timestamp,
+        and every cell's automatic score, manual-grading flag and automatic comment."""
+        gradebook = self._gradebook
         try:
-            return all(self._gradebook.find_grade(grade_id, notebook.name, assignment, student).auto_score == score
-                       for notebook in notebooks for grade_id, score in notebook.grades.items())
+            submission = gradebook.find_submission(assignment, student)
+            if timestamp and submission.timestamp != parse_utc(timestamp):
+                return False
+            for notebook in notebooks:
+                for grade_id, score in notebook.grades.items():
+                    grade = gradebook.find_grade(grade_id, notebook.name, assignment, student)
+                    if (grade.auto_score, grade.needs_manual_grade) != (score, _needs_manual_grade(score, grade)):
+                        return False
+                for grade_id, comment in notebook.comments.items():
+                    if gradebook.find_comment(grade_id, notebook.name, assignment, student).auto_comment != comment:
+                        return False
         except MissingEntry:
             return False
+        return True
+
+
+def _needs_manual_grade(score: float | None, grade: Any) -> bool:
+    """What :meth:`GradebookWriter.record` sets: a cell without an automatic score, or one the
+    instructor has graded by hand, is left to (or stays with) manual grading."""
+    return score is None or grade.manual_score is not None

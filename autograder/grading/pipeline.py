@@ -13,7 +13,6 @@ graded on the next run). Results are committed one submission at a time
 from __future__ import annotations
 
 import hashlib
-import os
 import pickle
 import sys
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
@@ -28,7 +27,7 @@ from nbgrader.utils import compute_checksum, determine_grade
 from autograder.checker import report
 from autograder.harness.confine import Limits
 from autograder.grading.course import Course
-from autograder.grading.gradebook import GradebookWriter, Journal, NotebookGrades
+from autograder.grading.gradebook import GradebookWriter, Journal, JournalEntry, NotebookGrades, file_digests
 from autograder.harness.calls import MESSAGE_CHARS, Produced
 from autograder.harness.serve import Job
 from autograder.harness.mismatch import STAGES, Mismatch
@@ -37,6 +36,13 @@ from autograder.grading.plan import MANUAL, SOLUTION, Check, GradedCell, Noteboo
 from autograder.runner import CaseOutcome, judge
 from autograder.grading.sandbox import Sandbox, SandboxError, SandboxRun, pickle_job
 from autograder.grading.submission import UnreadableNotebook, autograded_notebook, build_program, read_submission
+from autograder.grading.submitted import (
+    InvalidField,
+    Submission,
+    check_student_id,
+    feedback_files,
+    read_submitted_file,
+)
 
 GRADER_VERSION = "1"  # part of every submission's digest: a new grader regrades everything
 NO_CHECK = ("this graded cell calls no check(): tfcourse grade judges check() cells only. Grade this assignment "
@@ -45,7 +51,8 @@ NO_CHECK = ("this graded cell calls no check(): tfcourse grade judges check() ce
 
 @dataclass
 class SubmissionGrades:
-    """Everything a graded submission commits: per notebook grades, and the autograded notebooks."""
+    """Everything a graded submission commits: per notebook grades, the autograded notebooks, and the
+    submission's files that feedback needs; with what was odd about the submission folder."""
 
     student: str
     digest: str
@@ -53,6 +60,8 @@ class SubmissionGrades:
     notebooks: list[NotebookGrades]
     autograded: dict[str, nbformat.NotebookNode] = field(default_factory=dict)
     reused: bool = False
+    problems: list[str] = field(default_factory=list)  # what in the submission folder was refused or ignored
+    kept: dict[str, bytes] = field(default_factory=dict)  # its files the autograded folder keeps for feedback
 
 
 @dataclass
@@ -66,15 +75,46 @@ class _TaskResults:
 
 def grade_notebook(sandbox: Sandbox, plan: NotebookPlan, path: Path, student: str, assignment: str,
                    limits: Limits) -> tuple[NotebookGrades, nbformat.NotebookNode]:
-    """Grade one submitted notebook: its grades, and its autograded notebook (for an unreadable
-    submission, the released notebook carrying the reason). Raises only :class:`SandboxError`,
-    when the sandbox itself failed."""
+    """Grade the notebook at ``path`` (a link there is not followed): see :func:`grade_submitted`."""
+    return grade_submitted(sandbox, plan, read_submitted_file(path, student), path.name, assignment, limits)
+
+
+def grade_submitted(sandbox: Sandbox, plan: NotebookPlan, submission: Submission, filename: str, assignment: str,
+                    limits: Limits) -> tuple[NotebookGrades, nbformat.NotebookNode]:
+    """Grade the notebook ``filename`` of a submission: its grades, and its autograded notebook (for a
+    notebook that cannot be graded, the released notebook carrying the reason). Raises only
+    :class:`SandboxError`, when the sandbox itself failed: anything else that goes wrong is the verdict."""
     try:
-        notebook = read_submission(path)
+        notebook = _submitted_notebook(submission, filename)
     except UnreadableNotebook as error:
-        verdicts = {grade_id: (False, str(error)) for grade_id in plan.graded}
-        autograded = autograded_notebook(plan, plan.release, verdicts)
-        return _grades(plan, student, assignment, verdicts, autograded), autograded
+        return _verdict_on_all(plan, submission.student, assignment, str(error))
+    try:
+        return _grade(sandbox, plan, notebook, submission.student, assignment, limits)
+    except SandboxError:
+        raise
+    except Exception as error:  # whatever this notebook provokes on this side is its verdict, not the class's end
+        return _verdict_on_all(plan, submission.student, assignment, f"this notebook could not be graded "
+                               f"({type(error).__name__}: {str(error)[:200]}). Restore it from the released "
+                               "assignment and copy your solutions back in.")
+
+
+def _submitted_notebook(submission: Submission, filename: str) -> nbformat.NotebookNode:
+    data = submission.file(filename)
+    if data is None:
+        raise UnreadableNotebook(submission.refusal(filename) or f"no notebook {filename} was submitted")
+    return read_submission(data, filename)
+
+
+def _verdict_on_all(plan: NotebookPlan, student: str, assignment: str,
+                    reason: str) -> tuple[NotebookGrades, nbformat.NotebookNode]:
+    """Every graded cell fails with ``reason``, on the released notebook."""
+    verdicts = {grade_id: (False, reason) for grade_id in plan.graded}
+    autograded = autograded_notebook(plan, plan.release, verdicts)
+    return _grades(plan, student, assignment, verdicts, autograded), autograded
+
+
+def _grade(sandbox: Sandbox, plan: NotebookPlan, notebook: nbformat.NotebookNode, student: str, assignment: str,
+           limits: Limits) -> tuple[NotebookGrades, nbformat.NotebookNode]:
     program = build_program(plan, notebook)
     run = SandboxRun(events=[{"event": "done"}])
     if any(isinstance(step, int) for step in program.steps):
@@ -139,24 +179,45 @@ class AssignmentGrader:
                       for path in course.source_notebooks(assignment)]
         for plan in self.plans:
             check_sendable(plan)
+        self.instructor_files = course.instructor_files(assignment)
         self._salt = "|".join([GRADER_VERSION, str(seed), ",".join(map(str, devices)), repr(limits)] + [
             _digest_file(p) for plan in self.plans for p in (course.source_notebook(assignment, plan.name),
                                                               course.release_notebook(assignment, plan.name))])
 
-    def digest(self, folder: Path) -> str:
-        """A fingerprint of the submission and of everything its grade depends on."""
-        parts = [self._salt] + [_digest_file(folder / f"{plan.name}.ipynb") for plan in self.plans]
-        parts.append(_digest_file(folder / "timestamp.txt"))
-        return hashlib.sha256("|".join(parts).encode()).hexdigest()
+    def read(self, student: str) -> Submission:
+        """The student's submission, read once as untrusted data."""
+        return self.course.read_submission(student, self.assignment, [f"{plan.name}.ipynb" for plan in self.plans])
 
-    def grade(self, sandbox: Sandbox, student: str, folder: Path) -> SubmissionGrades:
+    def digest(self, submission: Submission) -> str:
+        """A fingerprint of the submission and of everything its grade depends on."""
+        names = [f"{plan.name}.ipynb" for plan in self.plans]
+        return hashlib.sha256(f"{self._salt}|{submission.digest(names)}".encode()).hexdigest()
+
+    def grade(self, sandbox: Sandbox, student: str) -> SubmissionGrades:
         """Grade one submission; :class:`SandboxError` only when the sandbox itself failed."""
-        grades = SubmissionGrades(student, self.digest(folder), self.course.timestamp(folder), [])
+        submission = self.read(student)
+        grades = SubmissionGrades(student, self.digest(submission), submission.timestamp, [],
+                                  problems=submission.problems, kept=feedback_files(submission))
         for plan in self.plans:
-            notebook_grades, grades.autograded[plan.name] = grade_notebook(
-                sandbox, plan, folder / f"{plan.name}.ipynb", student, self.assignment, self.limits)
+            notebook_grades, grades.autograded[plan.name] = grade_submitted(
+                sandbox, plan, submission, f"{plan.name}.ipynb", self.assignment, self.limits)
             grades.notebooks.append(notebook_grades)
         return grades
+
+    def ungraded(self, grades: SubmissionGrades, reason: str) -> SubmissionGrades:
+        """The submission with every check failed for ``reason`` (its grades could not be recorded)."""
+        failed = SubmissionGrades(grades.student, grades.digest, None, [], problems=[*grades.problems, reason])
+        for plan in self.plans:
+            notebook_grades, failed.autograded[plan.name] = _verdict_on_all(plan, grades.student, self.assignment,
+                                                                            reason)
+            failed.notebooks.append(notebook_grades)
+        return failed
+
+    def autograded_files(self, grades: SubmissionGrades) -> dict[str, bytes]:
+        """Everything the submission's autograded folder holds: the instructor's files, the submission's
+        timestamp and secret, and the autograded notebooks."""
+        notebooks = {f"{name}.ipynb": notebook_bytes(notebook) for name, notebook in grades.autograded.items()}
+        return {**self.instructor_files, **grades.kept, **notebooks}
 
 
 def check_sendable(plan: NotebookPlan) -> None:
@@ -224,8 +285,9 @@ def _outcomes(check: Check, prepared: list, result: _TaskResults, ending: str | 
 
 @dataclass
 class ClassRun:
-    """A grading run's outcome: the graded submissions, the ones left ungraded by a sandbox failure
-    (student -> reason), and whether the run was cut short."""
+    """A grading run's outcome: the graded submissions, the ones left ungraded (student -> reason: the
+    sandbox failed, the folder's name is not a student id, or the grades could not be recorded), and
+    whether the run was cut short."""
 
     graded: list[SubmissionGrades] = field(default_factory=list)
     failed: dict[str, str] = field(default_factory=dict)
@@ -244,95 +306,141 @@ def grade_class(course: Course, assignment: str, workers: int, devices: list[tor
     """
     grader = AssignmentGrader(course, assignment, devices, limits)
     journal = Journal(course.journal_path(assignment))
-    submissions = course.submissions(assignment)
     journaled = journal.entries()
     run = ClassRun()
     with GradebookWriter(course.db_url, course.course_id) as gradebook:
         gradebook.check_assignment(assignment)
-        pending = []
-        for student, folder in submissions:
-            entry = journaled.get(student)
-            if entry and not force and entry["digest"] == grader.digest(folder):
-                grades = _restore(grader, gradebook, entry, student, folder)
-                run.graded.append(grades)
-                on_graded(grades)
-            else:
-                pending.append((student, folder))
-        bar = progress(len(submissions) - len(pending), len(submissions)) if progress else None
+        recorder = _Recorder(grader, gradebook, journal, run, on_graded)
+        students = []
+        for student, _ in course.submissions(assignment):
+            try:
+                students.append(check_student_id(student))
+            except InvalidField as error:
+                run.failed[student] = str(error)
+        pending = [student for student in students if force or not recorder.restore(journaled.get(student), student)]
+        bar = progress(len(students) - len(pending), len(students)) if progress else None
         try:
-            _grade_pending(grader, gradebook, journal, pending, workers, run, on_graded, bar)
+            _grade_pending(grader, recorder, pending, workers, bar)
         finally:
             if bar is not None:
                 bar.close()
     return run
 
 
-def _grade_pending(grader: AssignmentGrader, gradebook: GradebookWriter, journal: Journal,
-                   pending: list[tuple[str, Path]], workers: int, run: ClassRun,
-                   on_graded: Callable[[SubmissionGrades], None], bar: Any) -> None:
+def _grade_pending(grader: AssignmentGrader, recorder: "_Recorder", pending: list[str], workers: int,
+                   bar: Any) -> None:
     if not pending:
         return
     preload = tuple(sorted({name for plan in grader.plans for name in plan.imports}))
     sandbox = Sandbox(grader.limits, grader.course.hidden_paths(), preload)
     print(sandbox.isolation.describe(), file=sys.stderr)
     executor = ThreadPoolExecutor(max_workers=workers)
-    futures: dict[Future, str] = {executor.submit(grader.grade, sandbox, student, folder): student
-                                  for student, folder in pending}
+    futures: dict[Future, str] = {executor.submit(grader.grade, sandbox, student): student for student in pending}
     try:
         while futures:
             done, _ = wait(futures, return_when=FIRST_COMPLETED)
             for future in done:
-                student = futures.pop(future)
-                try:
-                    grades = future.result()
-                except SandboxError as error:
-                    run.failed[student] = str(error)
-                else:
-                    _commit(grader, gradebook, journal, grades)
-                    run.graded.append(grades)
-                    on_graded(grades)
+                recorder.settle(futures.pop(future), future)
                 if bar is not None:
                     bar.update()
     except KeyboardInterrupt:
-        run.interrupted = True
+        recorder.run.interrupted = True
     finally:
         executor.shutdown(wait=False, cancel_futures=True)
         sandbox.close()
 
 
-def _commit(grader: AssignmentGrader, gradebook: GradebookWriter, journal: Journal, grades: SubmissionGrades) -> None:
-    course, assignment = grader.course, grader.assignment
-    for name, notebook in grades.autograded.items():
-        _write_atomically(course.autograded_notebook(grades.student, assignment, name), notebook)
-    course.copy_submission_files(grades.student, assignment)
-    gradebook.record(assignment, grades.student, grades.timestamp, grades.notebooks)
-    journal.append(grades.student, grades.digest, grades.notebooks)
+class _Recorder:
+    """Commits graded submissions one at a time: the autograded folder, the gradebook, the journal."""
 
+    def __init__(self, grader: AssignmentGrader, gradebook: GradebookWriter, journal: Journal, run: ClassRun,
+                 on_graded: Callable[[SubmissionGrades], None]):
+        self.grader, self.gradebook, self.journal, self.run, self.on_graded = grader, gradebook, journal, run, on_graded
 
-def _restore(grader: AssignmentGrader, gradebook: GradebookWriter, entry: dict, student: str,
-             folder: Path) -> SubmissionGrades:
-    """A submission graded by an earlier run: its journal entry, with the gradebook and the
-    autograded notebooks put back if they were lost."""
-    notebooks = [NotebookGrades.from_json(data) for data in entry["notebooks"]]
-    grades = SubmissionGrades(student, entry["digest"], grader.course.timestamp(folder), notebooks, reused=True)
-    if not gradebook.agrees(grader.assignment, student, notebooks):
-        gradebook.record(grader.assignment, student, grades.timestamp, notebooks)
-    for plan, notebook in zip(grader.plans, notebooks):
-        target = grader.course.autograded_notebook(student, grader.assignment, plan.name)
-        if not target.exists():
+    def settle(self, student: str, future: Future) -> None:
+        """Record a finished grading: its grades; a failure on this side as the submission's verdict; a
+        failure of the sandbox as the submission left ungraded."""
+        try:
+            grades = future.result()
+        except SandboxError as error:
+            self.run.failed[student] = f"{error} (run the command again to grade it)"
+            return
+        except Exception as error:  # reading or grading it failed here: its verdict, not the class's end
+            empty = SubmissionGrades(student, "-", None, [])
+            grades = self.grader.ungraded(empty, _reason("it could not be graded", error))
+        self.commit(grades)
+
+    def commit(self, grades: SubmissionGrades) -> None:
+        """Commit ``grades``; if that fails, commit the submission as failed with the reason instead, and if
+        even that fails, leave it ungraded (the next run grades it)."""
+        try:
+            self._write(grades)
+        except Exception as error:
+            grades = self.grader.ungraded(grades, _reason("its grades could not be recorded", error))
             try:
-                submitted = read_submission(folder / f"{plan.name}.ipynb")
+                self._write(grades)
+            except Exception as again:
+                self.run.failed[grades.student] = _reason("its grades could not be recorded", again)
+                return
+        self.run.graded.append(grades)
+        self.on_graded(grades)
+
+    def _write(self, grades: SubmissionGrades) -> None:
+        grader = self.grader
+        files = grader.autograded_files(grades)
+        grader.course.write_autograded(grades.student, grader.assignment, files)
+        self.gradebook.record(grader.assignment, grades.student, grades.timestamp, grades.notebooks)
+        self.journal.append(JournalEntry(grades.student, grades.digest, grades.timestamp, grades.notebooks,
+                                         file_digests(files)))
+
+    def restore(self, entry: JournalEntry | None, student: str) -> bool:
+        """Take a submission graded by an earlier run from its journal entry, repairing the gradebook and
+        the autograded folder where they differ from what that run wrote; ``False`` when it must be graded."""
+        if entry is None:
+            return False
+        try:
+            return self._restore(entry, self.grader.read(student))
+        except Exception:  # a journal line or an autograded folder this run cannot use: grade it again
+            return False
+
+    def _restore(self, entry: JournalEntry, submission: Submission) -> bool:
+        grader = self.grader
+        if entry.digest != grader.digest(submission):
+            return False
+        student, assignment = submission.student, grader.assignment
+        if not self.gradebook.agrees(assignment, student, entry.timestamp, entry.notebooks):
+            self.gradebook.record(assignment, student, entry.timestamp, entry.notebooks)
+        written = {name: grader.course.read_autograded(student, assignment, name) for name in entry.files}
+        if file_digests(written) != entry.files:
+            grades = self._regraded(entry, submission)
+            grader.course.write_autograded(student, assignment, grader.autograded_files(grades))
+        grades = SubmissionGrades(student, entry.digest, entry.timestamp, entry.notebooks, reused=True)
+        self.run.graded.append(grades)
+        self.on_graded(grades)
+        return True
+
+    def _regraded(self, entry: JournalEntry, submission: Submission) -> SubmissionGrades:
+        """The autograded notebooks of a journaled submission, rebuilt from its verdicts."""
+        grades = SubmissionGrades(submission.student, entry.digest, entry.timestamp, entry.notebooks,
+                                  kept=feedback_files(submission))
+        for plan, notebook in zip(self.grader.plans, entry.notebooks):
+            try:
+                submitted = _submitted_notebook(submission, f"{plan.name}.ipynb")
             except UnreadableNotebook:
                 submitted = plan.release
             verdicts = {grade_id: (check.passed, check.message)
                         for grade_id, check in zip(plan.graded, notebook.score.checks)}
-            _write_atomically(target, autograded_notebook(plan, submitted, verdicts))
-            grader.course.copy_submission_files(student, grader.assignment)
-    return grades
+            try:
+                grades.autograded[plan.name] = autograded_notebook(plan, submitted, verdicts)
+            except Exception:  # it was graded on the released notebook, then
+                grades.autograded[plan.name] = autograded_notebook(plan, plan.release, verdicts)
+        return grades
 
 
-def _write_atomically(path: Path, notebook: nbformat.NotebookNode) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(f".{path.name}.tmp")
-    nbformat.write(notebook, temporary)
-    os.replace(temporary, path)
+def _reason(what: str, error: Exception) -> str:
+    return f"{what} ({type(error).__name__}: {str(error)[:200]})"
+
+
+def notebook_bytes(notebook: nbformat.NotebookNode) -> bytes:
+    """The notebook as a file's bytes; text that is not valid Unicode (a lone surrogate) becomes '?'."""
+    return (nbformat.writes(notebook) + "\n").encode("utf-8", errors="replace")

@@ -17,35 +17,36 @@ from __future__ import annotations
 import ast
 import copy
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, Iterator
 
 import nbformat
 
-from autograder.harness.forbidden import forbidden_use, scan_code
+from autograder.grading.plan import LOCKED, MANUAL, SOLUTION, TEST, LearnerSource, NotebookPlan, python_source
+from autograder.grading.submitted import MAX_NOTEBOOK_BYTES
+from autograder.harness.forbidden import UnscannableCode, forbidden_use, scan_code
 from autograder.harness.mismatch import Mismatch
-from autograder.grading.plan import LOCKED, MANUAL, SOLUTION, TEST, NotebookPlan, python_source
 
-MAX_NOTEBOOK_BYTES = 32 << 20
+MAX_CELLS = 4096
 
 
 class UnreadableNotebook(ValueError):
     """A submitted notebook that cannot be graded at all; the message says why."""
 
 
-def read_submission(path: Path) -> nbformat.NotebookNode:
-    """The submitted notebook at ``path``; :class:`UnreadableNotebook` when it is missing, too big or corrupt."""
-    if not path.is_file():
-        raise UnreadableNotebook(f"no notebook {path.name} was submitted")
-    if path.stat().st_size > MAX_NOTEBOOK_BYTES:
-        raise UnreadableNotebook(f"{path.name} is larger than {MAX_NOTEBOOK_BYTES >> 20} MiB; clear its outputs "
+def read_submission(data: bytes, name: str) -> nbformat.NotebookNode:
+    """The submitted notebook ``name`` from its bytes; :class:`UnreadableNotebook` when it is too big or corrupt."""
+    if len(data) > MAX_NOTEBOOK_BYTES:
+        raise UnreadableNotebook(f"{name} is larger than {MAX_NOTEBOOK_BYTES >> 20} MiB; clear its outputs "
                                  "and submit it again")
     try:
-        notebook = nbformat.read(path, as_version=4)
-        if not isinstance(notebook.get("cells"), list):
+        notebook = nbformat.reads(data.decode("utf-8"), as_version=4)
+        cells = notebook.get("cells")
+        if not isinstance(cells, list):
             raise ValueError("it has no list of cells")
+        if len(cells) > MAX_CELLS:
+            raise ValueError(f"it has more than {MAX_CELLS} cells")
     except Exception as error:  # any corruption gets the same advice
-        raise UnreadableNotebook(f"{path.name} is not a readable notebook ({type(error).__name__}: "
+        raise UnreadableNotebook(f"{name} is not a readable notebook ({type(error).__name__}: "
                                  f"{str(error)[:200]}). Restore it from the released assignment and copy your "
                                  "solutions back in.") from None
     return notebook
@@ -74,11 +75,12 @@ def _grade_id(cell: Any) -> str | None:
 
 def align(plan: NotebookPlan, notebook: nbformat.NotebookNode) -> list[Placed]:
     """The submission's cells in its order, each matched to the instructor cell whose id it carries
-    (the first carrier only), with deleted instructor cells put back."""
+    (the first carrier of the same cell type only), with deleted instructor cells put back."""
     placed, seen = [], set()
     for cell in notebook.cells:
         grade_id = _grade_id(cell)
-        if grade_id in plan.cells and grade_id not in seen:
+        stands_for = grade_id in plan.cells and _text(cell, "cell_type") == plan.cells[grade_id].cell_type
+        if stands_for and grade_id not in seen:
             seen.add(grade_id)
             placed.append(Placed(grade_id, cell))
         else:
@@ -106,7 +108,8 @@ def build_program(plan: NotebookPlan, notebook: nbformat.NotebookNode) -> Progra
     """The steps for a submission, and its checks rejected by the static scan."""
     steps: list[str | int] = []
     rejected: dict[int, Mismatch] = {}
-    bindings: dict[str, str] = {}  # name -> the learner's statement that last bound it
+    bindings: dict[str, Binding] = {}  # name -> the learner's statement that last bound it
+    learner_source = LearnerSource()
     for placed in align(plan, notebook):
         role = plan.roles.get(placed.grade_id)
         if role == TEST:
@@ -121,40 +124,60 @@ def build_program(plan: NotebookPlan, notebook: nbformat.NotebookNode) -> Progra
             for name in _bound_names(steps[-1]):
                 bindings.pop(name, None)
         elif _text(placed.cell, "cell_type") == "code" and role in (None, SOLUTION, MANUAL):
-            steps.append(python_source(_text(placed.cell, "source")))
+            steps.append(learner_source(_text(placed.cell, "source")))
             bindings.update(_bound_names(steps[-1]))
     return Program(steps, rejected)
 
 
-def _scan(plan: NotebookPlan, task: int, bindings: dict[str, str]) -> Mismatch | None:
+@dataclass(frozen=True)
+class Binding:
+    """A module-level statement of a cell that binds a name: the cell's source and the statement."""
+
+    source: str
+    statement: ast.stmt
+
+    def text(self) -> str:
+        return ast.get_source_segment(self.source, self.statement) or ""
+
+
+def _scan(plan: NotebookPlan, task: int, bindings: dict[str, Binding]) -> Mismatch | None:
     target = plan.tasks[task]
-    named = scan_code(bindings[target.name], target.forbidden) if target.name in bindings else []
+    if target.name not in bindings:
+        return None
+    try:
+        named = scan_code(bindings[target.name].text(), target.forbidden)
+    except UnscannableCode as error:
+        return Mismatch("forbidden", f"the code that defines {target.name} cannot be checked: {error}. "
+                                     "Write it more simply.")
     return forbidden_use(named) if named else None
 
 
-def _bound_names(source: str) -> dict[str, str]:
-    """Names bound at module level by ``source``, each with the source of the statement that binds it last."""
+def _bound_names(source: str) -> dict[str, Binding]:
+    """Names bound at module level by ``source``, each with the statement that binds it last; none when
+    the source does not parse (running it reports why)."""
     try:
         tree = ast.parse(source)
-    except SyntaxError:
+    except (SyntaxError, ValueError, RecursionError, MemoryError):  # ValueError: a null byte
         return {}
     bound = {}
     for statement in _module_level(tree.body):
         for name in _targets(statement):
-            bound[name] = ast.get_source_segment(source, statement) or ""
+            bound[name] = Binding(source, statement)
     return bound
 
 
 def _module_level(body: list[ast.stmt]) -> Iterator[ast.stmt]:
-    """Statements that run at module level: into ``if``/``for``/``try``/``with`` bodies, not into definitions."""
-    for statement in body:
+    """Statements that run at module level, in order: into ``if``/``for``/``try``/``with`` bodies, not into
+    definitions (iteratively: an ``elif`` chain nests as deep as it is long)."""
+    pending = list(reversed(body))
+    while pending:
+        statement = pending.pop()
         yield statement
         if isinstance(statement, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
             continue
-        for field in ("body", "orelse", "finalbody"):
-            yield from _module_level(getattr(statement, field, []))
-        for handler in getattr(statement, "handlers", []):
-            yield from _module_level(handler.body)
+        nested = [inner for name in ("body", "orelse", "finalbody") for inner in getattr(statement, name, [])]
+        nested += [inner for handler in getattr(statement, "handlers", []) for inner in handler.body]
+        pending.extend(reversed(nested))
 
 
 def _targets(statement: ast.stmt) -> list[str]:
@@ -172,13 +195,13 @@ def autograded_notebook(plan: NotebookPlan, notebook: nbformat.NotebookNode,
     """The notebook nbgrader's feedback and formgrader read: the submission's cells with the instructor's
     cells restored, outputs cleared, and each graded cell's output its verdict ``(passed, message)``."""
     cells = []
-    for placed in align(plan, notebook):
+    for position, placed in enumerate(align(plan, notebook)):
         if placed.grade_id is None:
-            cells.append(_learner_cell(placed.cell))
+            cells.append(_learner_cell(placed.cell, f"learner-{position}"))
             continue
         role, released = plan.roles[placed.grade_id], plan.cells[placed.grade_id]
         if role in (SOLUTION, MANUAL) and placed.cell is not None:
-            cell = _learner_cell(placed.cell)
+            cell = _learner_cell(placed.cell, released.get("id") or f"learner-{position}")
             cell.metadata["nbgrader"] = copy.deepcopy(released.metadata.nbgrader)
         else:
             cell = copy.deepcopy(released)
@@ -190,15 +213,12 @@ def autograded_notebook(plan: NotebookPlan, notebook: nbformat.NotebookNode,
     return nbformat.v4.new_notebook(cells=cells, metadata=copy.deepcopy(plan.release.metadata))
 
 
-def _learner_cell(cell: Any) -> nbformat.NotebookNode:
-    """A clean copy of a learner's cell: its type and source, no outputs, no nbgrader claims."""
+def _learner_cell(cell: Any, cell_id: str) -> nbformat.NotebookNode:
+    """A clean copy of a learner's cell: its type and source, no outputs, no nbgrader claims, and the id
+    ``cell_id`` (so that the same submission always makes the same autograded notebook)."""
     kind = _text(cell, "cell_type")
-    source = _text(cell, "source")
-    if kind == "code":
-        return nbformat.v4.new_code_cell(source)
-    if kind == "raw":
-        return nbformat.v4.new_raw_cell(source)
-    return nbformat.v4.new_markdown_cell(source)
+    new = {"code": nbformat.v4.new_code_cell, "raw": nbformat.v4.new_raw_cell}.get(kind, nbformat.v4.new_markdown_cell)
+    return new(_text(cell, "source"), id=cell_id)
 
 
 def _verdict_output(passed: bool, message: str) -> nbformat.NotebookNode:

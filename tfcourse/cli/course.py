@@ -18,13 +18,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from autograder.grading.course import REPOSITORY, Course, CourseError, export_csv, init_course, run_nbgrader
+from autograder.grading.untrusted_files import shown
 from tfcourse.cli.errors import CommandError, command
 from tfcourse.cli.options import add_device_option
 
 if TYPE_CHECKING:
     import torch
 
-    from autograder.grading.pipeline import SubmissionGrades
+    from autograder.grading.pipeline import ClassRun, SubmissionGrades
 
 INTERRUPTED = 130  # the shell's status for a command stopped by Ctrl-C
 
@@ -82,8 +83,8 @@ def _export(args: argparse.Namespace) -> int:
 
 
 def _grade(args: argparse.Namespace) -> int:
-    """Exit status 0 when every submission was graded, 1 when the sandbox failed on some (run
-    again to grade them), 2 for a problem with the course, 130 when interrupted."""
+    """Exit status 0 when every submission was graded, 1 when some could not be (each is named with
+    the reason), 2 for a problem with the course, 130 when interrupted."""
     import torch
     from tqdm import tqdm
 
@@ -111,13 +112,24 @@ def _grade(args: argparse.Namespace) -> int:
     except KeyboardInterrupt:
         print("interrupted before grading started: nothing was changed", file=sys.stderr)
         return INTERRUPTED
-    for student, reason in run.failed.items():
-        print(f"not graded: {student}: {reason} (run the command again to grade it)", file=sys.stderr)
+    _print_problems(run)
     if run.interrupted:
         print(f"interrupted: {len(run.graded)} submissions are graded and saved; run the same command again to "
               "grade the rest", file=sys.stderr)
         return INTERRUPTED
     return 1 if run.failed else 0
+
+
+def _print_problems(run: ClassRun) -> None:
+    """What was odd about the submissions graded, then who could not be graded and why."""
+    for grades in run.graded:
+        for problem in grades.problems:
+            print(f"note: {grades.student}: {problem}", file=sys.stderr)
+    for student, reason in run.failed.items():
+        print(f"not graded: {shown(student)}: {reason}", file=sys.stderr)
+    if run.failed:
+        print(f"{len(run.failed)} submission(s) could not be graded: {', '.join(map(shown, run.failed))}",
+              file=sys.stderr)
 
 
 def _grading_devices(choice: str | None) -> list[torch.device]:
