@@ -73,8 +73,10 @@ PACKAGES = [
     PackageRequirement("nbgrader", "grading"),
     PackageRequirement("nbformat", "grading"),
     PackageRequirement("nbclient", "grading"),
+    PackageRequirement("nh3", "grading"),
     PackageRequirement("pytest", "dev"),
     PackageRequirement("import-linter", "dev"),
+    PackageRequirement("hypothesis", "dev"),
 ]
 
 

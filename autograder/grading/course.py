@@ -27,6 +27,7 @@ from autograder.seeds import HIDDEN_SEED_VARIABLE
 
 REPOSITORY = Path(__file__).resolve().parents[2]  # the checkout holding solutions/ and the packages
 SEED_FILE = "hidden_seed.txt"
+FEEDBACK_EXPORTER = "autograder.grading.feedback.SafeFeedbackExporter"  # learners' HTML sanitised in feedback
 CONFIG_TEMPLATE = '''"""This course's nbgrader settings (made by `tfcourse init`): nbgrader and tfcourse read them."""
 
 import os
@@ -38,6 +39,7 @@ c.CourseDirectory.course_id = {course_id!r}
 c.Exchange.root = {exchange!r}
 c.ClearSolutions.code_stub = {{"python": "# YOUR CODE HERE\\nraise NotImplementedError()"}}
 c.OverwriteCells.add_missing_cells = True  # a deleted check cell is put back and graded, as tfcourse grade does
+c.GenerateFeedback.exporter_class = {feedback_exporter!r}  # no learner's script reaches a feedback page
 
 # The seed of the hidden test cases, shared by `tfcourse grade` and the kernels of `nbgrader autograde`.
 # Keep the course directory private: whoever knows the seed can compute the hidden cases.
@@ -202,7 +204,8 @@ def init_course(root: Path, solutions: Path, course_id: str = "tfcourse", exchan
     exchange = (exchange or root / "exchange").resolve()
     exchange.mkdir(parents=True, exist_ok=True)
     (root / "nbgrader_config.py").write_text(CONFIG_TEMPLATE.format(
-        course_id=course_id, exchange=str(exchange), seed_file=SEED_FILE, variable=HIDDEN_SEED_VARIABLE))
+        course_id=course_id, exchange=str(exchange), seed_file=SEED_FILE, variable=HIDDEN_SEED_VARIABLE,
+        feedback_exporter=FEEDBACK_EXPORTER))
     for lesson in lessons:
         shutil.copytree(solutions / lesson, root / "source" / lesson, dirs_exist_ok=True)
     course = Course(root)

@@ -17,7 +17,15 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from autograder.grading.course import REPOSITORY, Course, CourseError, export_csv, init_course, run_nbgrader
+from autograder.grading.course import (
+    FEEDBACK_EXPORTER,
+    REPOSITORY,
+    Course,
+    CourseError,
+    export_csv,
+    init_course,
+    run_nbgrader,
+)
 from autograder.grading.untrusted_files import shown
 from tfcourse.cli.errors import CommandError, command
 from tfcourse.cli.options import add_device_option
@@ -59,9 +67,11 @@ def _collect(args: argparse.Namespace) -> int:
 
 
 def _feedback(args: argparse.Namespace) -> int:
-    """Generate every student's feedback, then release what nbgrader's exchange can deliver."""
+    """Generate every student's feedback (learners' HTML sanitised), then release what nbgrader's exchange
+    can deliver."""
     course = Course(args.course)
-    status = _run_steps(course, ("generate_feedback", args.assignment, "--force"))
+    status = _run_steps(course, ("generate_feedback", args.assignment, "--force",
+                                 f"--GenerateFeedback.exporter_class={FEEDBACK_EXPORTER}"))
     if status:
         return status
     unreleasable = course.feedback_without_exchange(args.assignment)
