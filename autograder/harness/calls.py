@@ -16,6 +16,7 @@ from typing import Any, Callable
 import torch
 
 from autograder.harness.forbidden import COURSE_PACKAGES, ForbiddenAPIUsed, forbidden_calls
+from autograder.harness.inputs import changed_input
 from autograder.harness.mismatch import Mismatch
 from autograder.harness.weights import gradients_by_name, load_weights_by_name
 
@@ -67,9 +68,22 @@ def call_guarded(fn: Callable[[], Any], forbidden: tuple[str, ...]) -> tuple[Any
     return result, None
 
 
+def call_keeping_inputs(fn: Callable, args: tuple, kwargs: dict,
+                        forbidden: tuple[str, ...]) -> tuple[Any, Mismatch | None]:
+    """:func:`call_guarded` of ``fn(*args, **kwargs)``, failing when ``fn`` changes an input in place."""
+    before = clone((args, kwargs))
+    output, failure = call_guarded(lambda: fn(*args, **kwargs), forbidden)
+    changed = None if failure else changed_input(getattr(fn, "forward", fn), before, args, kwargs)
+    if changed:
+        failure = Mismatch("input", f"your code changed its input {changed} in place, so the caller's tensor is not "
+                                    "what it passed in. Work on a new tensor: logits.masked_fill(...) rather than "
+                                    "masked_fill_, x = x + y rather than x += y, or clone() first.")
+    return output, failure
+
+
 def function_output(fn: Callable, args: tuple, kwargs: dict, forbidden: tuple[str, ...]) -> Produced:
     """``fn(*args, **kwargs)`` for a function exercise."""
-    output, failure = call_guarded(lambda: fn(*args, **kwargs), forbidden)
+    output, failure = call_keeping_inputs(fn, args, kwargs, forbidden)
     return Produced(output, failure=failure)
 
 
@@ -81,7 +95,7 @@ def module_output(cls: Callable, init: tuple, weights: dict[str, torch.Tensor], 
     if failure is None:
         module, failure = load_weights_by_name(module, weights, device, dtype)
     if failure is None:
-        output, failure = call_guarded(lambda: module(*args, **kwargs), forbidden)
+        output, failure = call_keeping_inputs(module, args, kwargs, forbidden)
     if failure:
         return Produced(failure=failure)
     try:
