@@ -220,7 +220,11 @@ ATTENTION_ENTROPY = Exercise(
 # --- NumPy attention -----------------------------------------------------------------------------
 
 def numpy_attention_cases(ctx: CaseContext, hidden: bool) -> list[Case]:
-    return [Case(case.label, case.args, case.kwargs) for case in sdpa_cases(ctx, hidden)]
+    return [Case(case.label, case.args, case.kwargs) for case in sdpa_cases(ctx, hidden)] + [
+        Case("scores near 1000 (exp overflows unless the row maximum is subtracted)",
+             (ctx.randn(2, 3, 8, scale=30.0), ctx.randn(2, 5, 8, scale=30.0), ctx.randn(2, 5, 4))),
+        Case("2-D inputs: q (4, 8), k and v (6, 8)", (ctx.randn(4, 8), ctx.randn(6, 8), ctx.randn(6, 8))),
+    ]
 
 
 def _numpy_variant(scale: bool = True, axis: int = -1):
