@@ -78,7 +78,7 @@ class Layout:
 
 
 def _existing(*patterns: str) -> tuple[str, ...]:
-    return tuple(sorted(path for pattern in patterns for path in glob.glob(pattern)))
+    return tuple(sorted({path for pattern in patterns for path in glob.glob(pattern)}))
 
 
 def python_paths() -> list[str]:
