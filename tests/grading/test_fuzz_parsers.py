@@ -19,7 +19,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from autograder.grading.gradebook import Journal, JournalEntry
-from autograder.grading.pipeline import notebook_bytes
+from autograder.grading.pipeline import grade_submitted, notebook_bytes
+from autograder.grading.sandbox import SandboxError
+from autograder.grading.submitted import Submission
+from autograder.harness.confine import Limits
 from autograder.grading.plan import LearnerSource, NotebookPlan
 from autograder.grading.submission import UnreadableNotebook, autograded_notebook, build_program, read_submission
 from autograder.grading.submitted import InvalidField, check_student_id, parse_timestamp
@@ -175,6 +178,35 @@ def test_the_notebook_reader_refuses_or_grades_arbitrary_notebook_json(plan, cel
 def test_the_notebook_reader_refuses_absurd_json(plan, document):
     with pytest.raises(UnreadableNotebook):
         read_submission(document, f"{LESSON}.ipynb")
+
+
+class FailingSandbox:
+    """A sandbox whose run raises ``error``, as a failure on the trusted side would."""
+
+    def __init__(self, error: BaseException):
+        self.error = error
+
+    def run(self, job):
+        raise self.error
+
+
+@pytest.mark.parametrize("error", [RuntimeError("boom"), MemoryError(), RecursionError(), OverflowError("big"),
+                                   UnicodeEncodeError("utf-8", "\ud800", 0, 1, "surrogates not allowed")])
+def test_any_other_failure_while_grading_a_notebook_is_its_verdict(plan, error):
+    submission = Submission("learner")
+    submission.contents.files[f"{LESSON}.ipynb"] = nbformat.writes(nbformat.read(
+        ROOT / "exercises" / LESSON / f"{LESSON}.ipynb", as_version=4)).encode()
+    grades, autograded = grade_submitted(FailingSandbox(error), plan, submission, f"{LESSON}.ipynb", LESSON, Limits())
+    assert grades.score.score == 0 and grades.score.max_score > 0
+    assert all(type(error).__name__ in check.message for check in grades.score.checks)
+    notebook_bytes(autograded)
+
+
+def test_a_failure_of_the_sandbox_itself_leaves_the_submission_ungraded(plan):
+    submission = Submission("learner")
+    submission.contents.files[f"{LESSON}.ipynb"] = (ROOT / "exercises" / LESSON / f"{LESSON}.ipynb").read_bytes()
+    with pytest.raises(SandboxError):
+        grade_submitted(FailingSandbox(SandboxError("gone")), plan, submission, f"{LESSON}.ipynb", LESSON, Limits())
 
 
 # --- the static scan and the cell transformation ----------------------------------------------------

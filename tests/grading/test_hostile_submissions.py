@@ -120,6 +120,11 @@ def folder_attacks(course: Path, outside: Path) -> dict[str, float]:
     os.symlink(outside / "target.txt", autograded / f".{NOTEBOOK}.tmp")
     os.symlink(outside / "target.txt", autograded / "timestamp.txt")
 
+    submit(course, "autograded-folder-is-a-link", softmax_only(course))
+    (course / "autograded").mkdir(exist_ok=True)
+    os.symlink(outside / "elsewhere", course / "autograded" / "autograded-folder-is-a-link", target_is_directory=True)
+    (outside / "elsewhere").mkdir()
+
     folder = submit_with(course, "crowded-folder", softmax_only(course), TIMESTAMP.encode())
     for number in range(300):
         (folder / f"file-{number:03}.txt").write_text("x")
@@ -132,6 +137,7 @@ def folder_attacks(course: Path, outside: Path) -> dict[str, float]:
 
 
 BAD_NAMES = ["honest-full\u202e", "a,b", "-rf", "evil\nnot graded: honest-full"]  # not student ids
+UNRECORDABLE = "autograded-folder-is-a-link"  # its grades cannot be written where they go: named, not graded
 
 
 # --- the attacks in the notebook (classes 2, 6 and 10) ----------------------------------------------------
@@ -236,7 +242,10 @@ def test_the_run_finishes_and_names_only_the_folders_that_are_no_student(graded)
     assert set(graded.reports) == set(graded.expected)
     assert len(graded.expected) >= 18 + 3
     not_graded = [line for line in graded.result.stderr.splitlines() if line.startswith("not graded: ")]
-    assert len(not_graded) == len(BAD_NAMES) and all("is not a student id" in line for line in not_graded)
+    assert len(not_graded) == len(BAD_NAMES) + 1
+    assert sum("is not a student id" in line for line in not_graded) == len(BAD_NAMES)
+    assert any(line.startswith(f"not graded: {UNRECORDABLE}: its grades could not be recorded") and
+               "symbolic link" in line for line in not_graded)
     assert "Traceback" not in graded.result.stderr
 
 
@@ -244,7 +253,7 @@ def test_each_submission_scores_exactly_what_its_honest_part_earns(graded):
     scores = {student: report["score"] for student, report in graded.reports.items()}
     assert scores == graded.expected
     assert {student: graded.gradebook[student] for student in graded.expected} == graded.expected
-    assert not set(graded.gradebook) & set(BAD_NAMES)
+    assert not set(graded.gradebook) & {*BAD_NAMES, UNRECORDABLE}
 
 
 @pytest.mark.parametrize("student, reason", [
@@ -292,7 +301,8 @@ def test_nothing_outside_or_of_the_instructor_is_read_or_written(graded):
 
 def test_the_autograded_folders_hold_plain_files_only(graded):
     autograded = graded.course / "autograded"
-    assert not [p for p in autograded.rglob("*") if p.is_symlink()]
+    assert [p.name for p in autograded.rglob("*") if p.is_symlink()] == [UNRECORDABLE]
+    assert not list((graded.outside / "elsewhere").iterdir())
     written = autograded / "links-to-write-through" / LESSON
     assert sorted(p.name for p in written.iterdir()) == [NOTEBOOK, "timestamp.txt"]
     assert nbformat.reads((written / NOTEBOOK).read_text(), as_version=4).cells
@@ -330,10 +340,12 @@ def test_a_second_run_repairs_what_was_changed_behind_the_journal(graded):
                          ("honest-partial",))
         database.execute("UPDATE submitted_assignment SET timestamp = NULL WHERE student_id = 'links-to-write-through'")
     before = {student: graded.gradebook[student] for student in graded.expected}
+    journal = course / ".tfcourse" / f"{LESSON}.journal.jsonl"
+    journaled = journal.read_text()
     again = tfcourse(*GRADE, "--course", course)
     assert again.returncode == 1, again.stderr[-3000:]
     assert {s: r["score"] for s, r in json_reports(again.stdout).items()} == graded.expected
-    assert "sandbox:" not in again.stderr  # nothing was graded again: every repair came from the journal
+    assert journal.read_text() == journaled  # nothing was graded again: every repair came from the journal
     assert {s: score for s, score in gradebook_scores(course).items() if s in before} == before
     assert notebook.read_bytes() == expected_notebook
     assert (course / "autograded" / "honest-full" / LESSON / NOTEBOOK).is_file()
