@@ -36,9 +36,9 @@ import os
 import pwd
 import re
 import resource
+import shutil
 import signal
 import stat
-import sys
 import tempfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -290,24 +290,29 @@ def _silence_standard_streams() -> None:
 
 def probe(layout: rootfs.Layout | None = None) -> Isolation:
     """Which protections work here, found by confining throw-away child processes, the strongest
-    first (in ``layout``, by default :func:`autograder.harness.rootfs.sandbox_layout`'s). Dropping to ``nobody`` needs root, and a Python installation that ``nobody`` can read
-    (the sandbox's own root opens the way to one under a private home directory)."""
+    first (in ``layout``, by default :func:`autograder.harness.rootfs.sandbox_layout`'s).
+    Dropping to ``nobody`` needs root, and a Python installation that ``nobody`` can read (the
+    sandbox's own root holds the installation even under a private home directory)."""
     root = os.geteuid() == 0 and _has_nobody()
     address_space = not any(glob.glob(pattern) for pattern in rootfs.GPU_DEVICES)
     layout = layout or rootfs.sandbox_layout()
     for namespaces, own_user_namespace in ((True, True), (True, False), (False, False)):
         nobody = root and (namespaces or not any(_blocked_ancestor(path) for path in rootfs.python_paths()))
-        isolation = Isolation(namespaces, nobody, own_user_namespace, address_space)
-        if _works(lambda: _trial(isolation, layout)):
-            return isolation
+        candidate = Isolation(namespaces, nobody, own_user_namespace, address_space)
+        if _works(lambda tried=candidate: _trial(tried, layout)):
+            return candidate
     return Isolation(False, False, False, False)
 
 
 def _trial(isolation: Isolation, layout: rootfs.Layout) -> None:
     """Confine a child as a submission's runner would be; raise if any step fails."""
     workdir = enter(isolation, layout, 1 << 20)
-    if not _works(lambda: confine(isolation, Limits(), workdir, 0, ())):
-        raise ConfinementError(f"could not confine a process with {isolation}")
+    try:
+        if not _works(lambda: confine(isolation, Limits(), workdir, 0, ())):
+            raise ConfinementError(f"could not confine a process with {isolation}")
+    finally:
+        if not isolation.namespaces:
+            shutil.rmtree(workdir, ignore_errors=True)
 
 
 def _has_nobody() -> bool:
