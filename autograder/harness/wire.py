@@ -147,12 +147,13 @@ def _loads(message: bytes) -> Any:
     offsets = list(itertools.accumulate(sizes, initial=HEADER.size + length))
     if offsets[-1] != len(message):
         raise WireError("the buffers do not add up to the message")
-    buffers = [message[start:end] for start, end in zip(offsets[:-1], offsets[1:])]
+    whole = memoryview(message)  # buffers are views, not copies: each is copied once, into what it decodes to
+    buffers = [whole[start:end] for start, end in zip(offsets[:-1], offsets[1:])]
     return _Decoder(buffers).decode(header["tree"], 0)
 
 
 class _Decoder:
-    def __init__(self, buffers: list[bytes]):
+    def __init__(self, buffers: list[memoryview]):
         self.buffers = buffers
         self.used: set[int] = set()
         self.objects = 0
@@ -198,7 +199,7 @@ class _Decoder:
         return complex(float(body[0]), float(body[1]))
 
     def _decode_bytes(self, body: Any, depth: int) -> bytes:
-        return self._buffer(body)
+        return bytes(self._buffer(body))
 
     def _decode_dtype(self, body: Any, depth: int) -> torch.dtype:
         if type(body) is not str or body not in TENSOR_DTYPES:
@@ -231,7 +232,7 @@ class _Decoder:
         array = np.frombuffer(data, dtype=dtype).reshape(shape).copy()
         return array[()] if body.get("scalar") is True and not shape else array
 
-    def _sized_buffer(self, index: Any, shape: tuple[int, ...], itemsize: int) -> bytes:
+    def _sized_buffer(self, index: Any, shape: tuple[int, ...], itemsize: int) -> memoryview:
         """The buffer of a tensor or array, which must hold exactly its elements."""
         elements = math.prod(shape)
         if elements > MAX_ELEMENTS:
@@ -241,7 +242,7 @@ class _Decoder:
             raise WireError("a tensor's data does not match its shape")
         return data
 
-    def _buffer(self, index: Any) -> bytes:
+    def _buffer(self, index: Any) -> memoryview:
         if type(index) is not int or not 0 <= index < len(self.buffers) or index in self.used:
             raise WireError("bad buffer index")
         self.used.add(index)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import time
+import tracemalloc
 
 import nbformat
 import pytest
@@ -115,6 +116,26 @@ def test_the_decoder_bounds_what_a_message_decodes_into(tree):
     header = json.dumps({"tree": tree, "buffers": [4]}).encode()
     with pytest.raises(wire.WireError):
         wire.loads(wire.HEADER.pack(len(header)) + header + b"\0" * 4)
+
+
+def tensor_message(size: int, references: int) -> bytes:
+    """A message of one ``size``-byte buffer that ``references`` tensors claim."""
+    tensor = {"tensor": {"dtype": "uint8", "shape": [size], "device": "cpu", "buffer": 0}}
+    header = json.dumps({"tree": {"list": [tensor] * references}, "buffers": [size]}).encode()
+    return wire.HEADER.pack(len(header)) + header + bytes(size)
+
+
+@pytest.mark.parametrize("references", [1, 1000])
+def test_the_decoder_holds_at_most_the_message_and_what_it_decodes_into(references):
+    message = tensor_message(32 << 20, references)
+    tracemalloc.start()
+    try:
+        wire.loads(message)
+    except wire.WireError:
+        assert references > 1
+    _, peak = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    assert peak < 40 << 20
 
 
 def test_the_decoder_refuses_a_header_too_big_at_once():
