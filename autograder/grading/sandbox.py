@@ -32,10 +32,9 @@ import torch
 
 from autograder.harness import wire
 from autograder.harness.confine import SAFE_ENVIRONMENT, Isolation, Limits
-from autograder.harness.forbidden import COURSE_PACKAGES
+from autograder.harness.forbidden import COURSE_PACKAGES, HARNESS, in_harness
 from autograder.harness.serve import Job, on_device
 
-HARNESS = "autograder.harness"  # the only package of the course's that the sandbox may load
 START_SECONDS = 300.0
 EXIT_GRACE_SECONDS = 5.0
 PASSED_THROUGH = ("CUDA_VISIBLE_DEVICES", "LD_LIBRARY_PATH")  # what the zygote inherits of the environment
@@ -89,7 +88,7 @@ class _JobPickler(pickle.Pickler):
     def reducer_override(self, obj: Any) -> Any:
         module = getattr(obj, "__module__", None) if isinstance(obj, type) or callable(obj) else None
         module = module or type(obj).__module__
-        if module.split(".")[0] in COURSE_PACKAGES and not _in_harness(module):
+        if module.split(".")[0] in COURSE_PACKAGES and not in_harness(module):
             raise pickle.PicklingError(
                 f"a case input refers to {module}.{getattr(obj, '__qualname__', type(obj).__qualname__)}, which "
                 "the grading sandbox may not load. Case inputs must be data: tensors, arrays, numbers, torch.nn "
@@ -97,10 +96,6 @@ class _JobPickler(pickle.Pickler):
         if isinstance(obj, torch.Tensor) and obj.device.type == "cuda" and type(obj) is torch.Tensor:
             return on_device, (obj.detach().cpu(), str(obj.device))
         return NotImplemented
-
-
-def _in_harness(module: str) -> bool:
-    return module == HARNESS or module.startswith(HARNESS + ".")
 
 
 def pickle_job(job: Job) -> bytes:

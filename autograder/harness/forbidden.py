@@ -1,13 +1,15 @@
 """Catching the APIs an exercise asks the learner not to use.
 
-Three complementary nets:
+Four complementary nets:
 
 * a static scan of the learner's source for the forbidden names and for imports of the
   course's own packages (it catches aliases such as ``from torch import softmax``);
 * tripwires: while the learner's code runs, each forbidden function is replaced by one
   that raises :class:`ForbiddenAPIUsed` (it catches calls the source hides);
 * a call watcher (``sys.setprofile``) that spots the original functions when they are
-  reached through an alias bound before the tripwires were set.
+  reached through an alias bound before the tripwires were set;
+* the same watcher spots any call into the course's own code (the reference, the engine) at
+  any depth: a learner's wrapper around ``tfcourse`` fails like an import of it.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from typing import Any, Callable, Iterator
 from autograder.harness.mismatch import Mismatch
 
 COURSE_PACKAGES = ("tfcourse", "autograder")
+HARNESS = "autograder.harness"  # the part of the course's code that runs beside the learner's
 _INHERITED = object()  # marks an attribute a class inherits rather than defines
 
 
@@ -70,7 +73,8 @@ def _tripwire(api: str) -> Callable[..., Any]:
 @contextmanager
 def forbidden_calls(apis: tuple[str, ...]) -> Iterator[list[str]]:
     """Guard a block: a call of any of ``apis`` by its own name raises :class:`ForbiddenAPIUsed`;
-    one through an alias bound earlier is appended to the yielded list."""
+    one through an alias bound earlier, and any call into the course's own code, is appended to
+    the yielded list."""
     installed = _installed(apis)
     with _call_watcher(installed) as called, _tripwires(installed):
         yield called
@@ -93,6 +97,19 @@ def _tripwires(installed: list[tuple[str, Any, str]]) -> Iterator[None]:
                 setattr(owner, name, original)
 
 
+def _is_course_code(frame: Any) -> bool:
+    """Whether ``frame`` runs the course's own code (the reference, the engine), reached at any depth
+    from the learner's: a wrapper around ``tfcourse``, or a helper of ``tfcourse.np``. The harness
+    itself (this module's tripwires, the case data a check passes in) is not the course's answer."""
+    module = frame.f_globals.get("__name__")
+    return isinstance(module, str) and module.split(".")[0] in COURSE_PACKAGES and not in_harness(module)
+
+
+def in_harness(module: str) -> bool:
+    """Whether the module ``module`` belongs to :mod:`autograder.harness`."""
+    return module == HARNESS or module.startswith(HARNESS + ".")
+
+
 @contextmanager
 def _call_watcher(installed: list[tuple[str, Any, str]]) -> Iterator[list[str]]:
     """Yield a list that fills with the APIs called (by any name) within the block."""
@@ -106,6 +123,8 @@ def _call_watcher(installed: list[tuple[str, Any, str]]) -> Iterator[list[str]]:
         target = arg if event == "c_call" else frame.f_code if event == "call" else None
         if target is not None and id(target) in originals:
             called.append(originals[id(target)])
+        elif event == "call" and _is_course_code(frame):
+            called.append(f"{frame.f_globals['__name__']}.{frame.f_code.co_qualname}")
 
     previous = sys.getprofile()
     sys.setprofile(profile)

@@ -8,6 +8,7 @@ import torch
 from autograder import check
 from autograder.checker import HIDDEN_SEED_VARIABLE, run_check
 from autograder.exercise import Exercise
+from autograder.harness import forbidden
 from autograder.registry import find_exercise, lesson_exercises
 from autograder.runner import ExerciseRun, available_devices, diagnose
 from tests.support.notebooks import GRADED_LESSONS, solution_of
@@ -79,8 +80,9 @@ def test_stub_fails_with_not_implemented_message(exercise):
     [(ex, m) for ex in EXERCISES for m in ex.mistakes],
     ids=[f"{ex.name}-{m.name}" for ex in EXERCISES for m in ex.mistakes],
 )
-def test_each_known_mistake_is_recognised_and_named(exercise, mistake):
+def test_each_known_mistake_is_recognised_and_named(exercise, mistake, monkeypatch):
     permissive = dataclasses.replace(exercise, forbidden=())  # some variants call the built-ins
+    monkeypatch.setattr(forbidden, "_is_course_code", lambda frame: False)  # and the reference's helpers
     outcomes = ExerciseRun(permissive, as_learner_code(exercise, mistake.variant)).run(
         seed=1, hidden=False, devices=[torch.device("cpu")])
     assert not all(o.passed for o in outcomes), f"{mistake.name} passes every case"
@@ -207,3 +209,26 @@ def test_none_where_a_plain_value_is_expected_is_a_values_mismatch_that_mistakes
     assert "None" in mismatch.message and "4" in mismatch.message
     assert compare(None, None, (1e-9, 1e-7)) is None
     assert compare("4", 4, (1e-9, 1e-7)).stage == "type"
+
+
+def test_code_that_reaches_the_reference_at_any_depth_is_refused():
+    """A wrapper, an alias bound elsewhere or a NumPy helper of tfcourse: the same message as an import."""
+    import numpy as np
+
+    import tfcourse.attention as reference
+    import tfcourse.np as reference_np
+
+    helper = reference_np.softmax
+
+    def softmax(x, dim=-1, temperature=1.0):
+        return reference.softmax(x, dim, temperature)
+
+    def numpy_attention(q, k, v, mask=None):
+        scores = q @ np.swapaxes(k, -1, -2) / np.sqrt(q.shape[-1])
+        weights = helper(scores if mask is None else np.where(mask, scores, -np.inf))
+        return weights @ v, weights
+
+    for learner, api in ((softmax, "tfcourse.attention.softmax"), (numpy_attention, "tfcourse.np.attention.softmax")):
+        result = run_check(learner)
+        assert not result.passed
+        assert f"your code uses {api}: the course's own packages are not available" in result.message

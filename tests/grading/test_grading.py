@@ -184,17 +184,19 @@ def softmax(x, dim=-1, temperature=1.0):
 """
 
 
-def test_code_that_changes_its_inputs_in_place_is_graded_as_check_does(sandbox, tmp_path):
+def test_code_that_changes_its_inputs_in_place_fails_in_check_and_in_the_grade_alike(sandbox, tmp_path):
     from autograder.checker import run_check
 
     namespace = {"torch": torch}
     exec(IN_PLACE_SOFTMAX, namespace)
-    assert run_check(namespace["softmax"]).passed
+    result = run_check(namespace["softmax"])
+    assert not result.passed and "changed its input `x` in place" in result.message
     plan = lesson_plan(LESSON)
     path = tmp_path / f"{LESSON}.ipynb"
     nbformat.write(cells_replaced(LESSON, {"softmax": IN_PLACE_SOFTMAX}), path)
     grades, _ = grade_notebook(sandbox, plan, path, "learner", LESSON, sandbox.limits)
-    assert [c.name for c in grades.score.checks if c.passed] == ["softmax"]
+    (graded,) = [c for c in grades.score.checks if c.name == "softmax"]
+    assert not graded.passed and "changed its input `x` in place" in graded.message
 
 
 @pytest.mark.slow
