@@ -14,6 +14,7 @@ the run finishes; nothing outside the sandboxes is written and nothing secret co
 from __future__ import annotations
 
 import getpass
+import secrets
 import shutil
 import site
 import tempfile
@@ -79,6 +80,8 @@ for folder, _, files in os.walk("{repo}/.git/objects"):
 # Class 4: undoing the confinement.
 UNMOUNT_COVERS = """
 import ctypes, json
+def attention_scores(q, k):
+    raise RuntimeError("no solution found")
 libc = ctypes.CDLL(None, use_errno=True)
 points = [line.split()[4] for line in open("/proc/self/mountinfo")]
 for point in reversed(points):
@@ -99,7 +102,9 @@ except Exception:
     pass
 """
 UNSHARE_AGAIN = """
-import ctypes, os
+import ctypes, json, os
+def attention_scores(q, k):
+    raise RuntimeError("no solution found")
 libc = ctypes.CDLL(None, use_errno=True)
 if libc.unshare(0x10000000 | 0x00020000) == 0:  # a new user and mount namespace: capabilities again
     for name, value in (("setgroups", "deny"), ("uid_map", f"0 {os.getuid()} 1"), ("gid_map", f"0 {os.getgid()} 1")):
@@ -110,12 +115,14 @@ if libc.unshare(0x10000000 | 0x00020000) == 0:  # a new user and mount namespace
     for point in reversed([line.split()[4] for line in open("/proc/self/mountinfo")]):
         libc.umount2(point.encode(), 2)
     libc.mount(b"tmpfs", b"/usr", b"tmpfs", 0, None)
-for path in ("{course}/hidden_seed.txt", "{repo}/tfcourse/attention.py", "/proc/1/root{course}/hidden_seed.txt"):
+for root in ("", "/proc/1/root"):
     try:
-        stolen = open(path).read()
-        def attention_scores(q, k):
-            raise RuntimeError("stolen: " + stolen)
-    except OSError:
+        path = root + "{course}/source/02-attention/02-attention.ipynb"
+        for cell in json.load(open(path))["cells"]:
+            code = "".join(cell["source"])
+            if cell["cell_type"] == "code" and "check(" not in code and "autograder" not in code:
+                exec(code, globals())
+    except Exception:
         pass
 """
 PLANT_STARTUP_CODE = """
@@ -153,7 +160,8 @@ for command in (["su", "-c", "id"], ["mount", "-o", "remount,rw", "/usr"], ["umo
     except (OSError, subprocess.SubprocessError):
         pass
 status = open("/proc/self/status").read()
-held = [line for line in status.splitlines() if line.startswith(("CapEff", "CapPrm", "CapAmb")) and not line.endswith("0" * 16)]
+held = [line for line in status.splitlines()
+        if line.startswith(("CapEff", "CapPrm", "CapAmb")) and not line.endswith("0" * 16)]
 if held or os.getuid() == 0:
     open("{course}/{canary}", "w").write(str(held))
 """
@@ -283,8 +291,10 @@ except OSError:
 """
 SYMLINKS_OUT = """
 import os
-for name, target in (("seed", "{course}/hidden_seed.txt"), ("root", "/proc/1/root{course}"), ("out", "{course}/{canary}"),
-                     ("repo", "{repo}/{canary}")):
+def attention_scores(q, k):
+    raise RuntimeError("nothing stolen")
+for name, target in (("seed", "{course}/hidden_seed.txt"), ("root", "/proc/1/root{course}"),
+                     ("out", "{course}/{canary}"), ("repo", "{repo}/{canary}")):
     try:
         os.symlink(target, f"/tmp/{name}")
     except OSError:
@@ -323,8 +333,8 @@ for name in ("\\0", "\\0tfcourse", "/tmp/.X11-unix/X0"):
 ATTACKS = {  # student: cell changes (grade id of the solution cell to replace, or None for a new cell)
     "git-show-solutions": {"attention_scores": GIT_SHOW_SOLUTIONS},
     "read-git-objects": {"attention_scores": READ_GIT_OBJECTS},
-    "unmount-covers": {None: UNMOUNT_COVERS},
-    "unshare-again": {None: UNSHARE_AGAIN},
+    "unmount-covers": {"attention_scores": UNMOUNT_COVERS},
+    "unshare-again": {"attention_scores": UNSHARE_AGAIN},
     "plant-startup-code": {None: PLANT_STARTUP_CODE},
     "capabilities-and-privileges": {None: CAPABILITIES_AND_PRIVILEGES},
     "environment-of-everyone": {"attention_scores": ENVIRONMENT_OF_EVERYONE},
@@ -337,7 +347,7 @@ ATTACKS = {  # student: cell changes (grade id of the solution cell to replace, 
     "shared-dirs-a-writer": {None: SHARED_DIRECTORIES_WRITER},
     "shared-dirs-b-reader": {None: SHARED_DIRECTORIES_READER},
     "signals-and-ptrace": {None: SIGNALS_AND_PTRACE},
-    "symlinks-out": {None: SYMLINKS_OUT},
+    "symlinks-out": {"attention_scores": SYMLINKS_OUT},
     "graders-socket": {None: GRADERS_SOCKET},
 }
 REASONS = {"exit-71": "ended early (exit status 71", "exit-72-in-call": "ended early (exit status 72"}
@@ -352,15 +362,15 @@ def the_solution(course) -> str:
 
 
 def canaries(context: dict) -> list[Path]:
-    """Where a sandbox must not have written."""
+    """What the sandboxes wrote where they must not (files named after this run's canary)."""
     folders = [Path(context[key]) for key in ("course", "repo", "harness", "site", "exchange", "world")]
     folders += [Path(p) for p in ("/dev/shm", "/tmp", "/var/tmp", "/run/lock", "/srv")]
     found = []
     for folder in folders:
         if folder.is_dir():
-            found += [p for p in folder.iterdir() if CANARY in p.name or p.name in ("sitecustomize.py",
-                                                                                      "usercustomize.py")]
-    return found + [p for p in Path(context["harness"]).glob("*.py") if CANARY in p.read_text()]
+            found += [p for p in folder.iterdir() if context["canary"] in p.name or p.name in ("sitecustomize.py",
+                                                                                                 "usercustomize.py")]
+    return found + [p for p in Path(context["harness"]).glob("*.py") if context["canary"] in p.read_text()]
 
 
 @pytest.fixture(scope="module", params=MODES)
@@ -374,8 +384,8 @@ def escapes(request, tmp_path_factory):
     world.chmod(0o1777)  # a shared exchange anyone may write to
     seed = (course / "hidden_seed.txt").read_text().strip()
     context = {"course": course, "repo": ROOT, "harness": PACKAGE / "harness", "site": site.getsitepackages()[0],
-               "exchange": course / "exchange", "world": world, "canary": CANARY, "token_head": TOKEN[:12],
-               "solution": repr(the_solution(course))}
+               "exchange": course / "exchange", "world": world, "canary": f"{CANARY}-{secrets.token_hex(4)}",
+               "token_head": TOKEN[:12], "solution": repr(the_solution(course))}
     for student, changes in ATTACKS.items():
         submit(course, student, hostile(course, changes, context))
     submit(course, "process-hog-neighbour", with_prelude(solved(course, solution_ids(course)), FORKS_BESIDE_THE_HOG))
