@@ -12,9 +12,10 @@ What a confined process gets, in order of strength:
   started dies with it), its own IPC namespace, and its own mount namespace whose root
   holds only the system's and Python's directories and the harness, read-only
   (:mod:`autograder.harness.rootfs`), then every capability dropped;
-* where it can also create a user namespace of its own (nested, without privileges): the
-  process-count limit counts that submission's processes alone, and the capabilities of
-  that namespace are dropped too, so nothing can be mounted or unmounted;
+* where it can also create a user namespace of its own (nested, without privileges; Linux
+  5.14 and later, which count a user's processes per user namespace): the process-count
+  limit counts that submission's processes alone, and the capabilities of that namespace
+  are dropped too;
 * without a GPU on the machine, its address space is capped as well, so shared memory
   counts against its memory limit;
 * where the grader may create cgroup v2 groups (:mod:`autograder.harness.cgroups`): its
@@ -296,12 +297,19 @@ def probe(layout: rootfs.Layout | None = None) -> Isolation:
     root = os.geteuid() == 0 and _has_nobody()
     address_space = not any(glob.glob(pattern) for pattern in rootfs.GPU_DEVICES)
     layout = layout or rootfs.sandbox_layout()
-    for namespaces, own_user_namespace in ((True, True), (True, False), (False, False)):
+    nested = ((True, True),) if _counts_processes_per_user_namespace() else ()
+    for namespaces, own_user_namespace in (*nested, (True, False), (False, False)):
         nobody = root and (namespaces or not any(_blocked_ancestor(path) for path in rootfs.python_paths()))
         candidate = Isolation(namespaces, nobody, own_user_namespace, address_space)
         if _works(lambda tried=candidate: _trial(tried, layout)):
             return candidate
     return Isolation(False, False, False, False)
+
+
+def _counts_processes_per_user_namespace() -> bool:
+    """Whether the kernel counts a user's processes per user namespace (Linux 5.14 and later)."""
+    match = re.match(r"(\d+)\.(\d+)", os.uname().release)
+    return bool(match) and (int(match.group(1)), int(match.group(2))) >= (5, 14)
 
 
 def _trial(isolation: Isolation, layout: rootfs.Layout) -> None:
