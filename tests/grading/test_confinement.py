@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+import dataclasses
+import json
+import os
+import socket
+
+import pytest
 import torch
 
 from autograder.grading.sandbox import Sandbox
-from autograder.harness import rootfs
+from autograder.harness import rootfs, zygote
 from autograder.harness.cgroups import Cgroups
 from autograder.harness.confine import Isolation, Limits, probe
 from autograder.harness.serve import CaseInput, Job, Task
@@ -82,3 +88,18 @@ def test_a_confined_run_holds_no_privilege_and_its_own_exit_status_is_the_learne
         assert set(seen["root"]) <= shown | {"dev", "proc", "tmp", "var"}
         assert not {"run", "srv", "sys", "home"} & set(seen["root"]) - shown
         assert len(seen["fds"]) <= 6  # the standard streams, the job's and results' pipes, and listdir's own
+
+
+def test_the_sandboxs_own_failure_is_reported_over_the_zygotes_socket_not_by_an_exit_status():
+    if not ISOLATION.namespaces:
+        pytest.skip("without namespaces no root is built, so there is no setup step to break here")
+    broken = rootfs.Layout(shown=("/usr", "/no/such/folder"), devices=())
+    ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+    job, result = os.pipe(), os.pipe()
+    request = {"id": 7, "limits": dataclasses.asdict(Limits())}
+    pid, _ = zygote._spawn(request, [job[0], result[1]], zygote.Setting(ISOLATION, broken, None), theirs)
+    reply = json.loads(ours.recv(1 << 16))
+    os.waitpid(pid, 0)
+    for fd in (*job, *result):
+        os.close(fd)
+    assert reply["id"] == 7 and "the sandbox could not be set up" in reply["failed"]
