@@ -180,32 +180,33 @@ class AssignmentGrader:
         for plan in self.plans:
             check_sendable(plan)
         self.instructor_files = course.instructor_files(assignment)
+        self.notebook_files = [f"{plan.name}.ipynb" for plan in self.plans]
         self._salt = "|".join([GRADER_VERSION, str(seed), ",".join(map(str, devices)), repr(limits)] + [
             _digest_file(p) for plan in self.plans for p in (course.source_notebook(assignment, plan.name),
                                                               course.release_notebook(assignment, plan.name))])
 
     def read(self, student: str) -> Submission:
         """The student's submission, read once as untrusted data."""
-        return self.course.read_submission(student, self.assignment, [f"{plan.name}.ipynb" for plan in self.plans])
+        return self.course.read_submission(student, self.assignment, self.notebook_files)
 
     def digest(self, submission: Submission) -> str:
         """A fingerprint of the submission and of everything its grade depends on."""
-        names = [f"{plan.name}.ipynb" for plan in self.plans]
-        return hashlib.sha256(f"{self._salt}|{submission.digest(names)}".encode()).hexdigest()
+        return hashlib.sha256(f"{self._salt}|{submission.digest(self.notebook_files)}".encode()).hexdigest()
 
     def grade(self, sandbox: Sandbox, student: str) -> SubmissionGrades:
         """Grade one submission; :class:`SandboxError` only when the sandbox itself failed."""
         submission = self.read(student)
         grades = SubmissionGrades(student, self.digest(submission), submission.timestamp, [],
                                   problems=submission.problems, kept=feedback_files(submission))
-        for plan in self.plans:
+        for plan, filename in zip(self.plans, self.notebook_files):
             notebook_grades, grades.autograded[plan.name] = grade_submitted(
-                sandbox, plan, submission, f"{plan.name}.ipynb", self.assignment, self.limits)
+                sandbox, plan, submission, filename, self.assignment, self.limits)
             grades.notebooks.append(notebook_grades)
         return grades
 
     def ungraded(self, grades: SubmissionGrades, reason: str) -> SubmissionGrades:
-        """The submission with every check failed for ``reason`` (its grades could not be recorded)."""
+        """The submission with every check failed for ``reason`` (it could not be graded, or its grades
+        could not be recorded), on the released notebooks."""
         failed = SubmissionGrades(grades.student, grades.digest, None, [], problems=[*grades.problems, reason])
         for plan in self.plans:
             notebook_grades, failed.autograded[plan.name] = _verdict_on_all(plan, grades.student, self.assignment,
@@ -423,9 +424,9 @@ class _Recorder:
         """The autograded notebooks of a journaled submission, rebuilt from its verdicts."""
         grades = SubmissionGrades(submission.student, entry.digest, entry.timestamp, entry.notebooks,
                                   kept=feedback_files(submission))
-        for plan, notebook in zip(self.grader.plans, entry.notebooks):
+        for plan, filename, notebook in zip(self.grader.plans, self.grader.notebook_files, entry.notebooks):
             try:
-                submitted = _submitted_notebook(submission, f"{plan.name}.ipynb")
+                submitted = _submitted_notebook(submission, filename)
             except UnreadableNotebook:
                 submitted = plan.release
             verdicts = {grade_id: (check.passed, check.message)

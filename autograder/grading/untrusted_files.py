@@ -140,10 +140,8 @@ def _write_file(folder: int, name: str, data: bytes) -> None:
     temporary = f".{name}.{secrets.token_hex(8)}.tmp"
     out = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL | _NO_FOLLOW, 0o644, dir_fd=folder)
     try:
-        with os.fdopen(out, "wb") as file:
+        with os.fdopen(out, "wb") as file:  # not synced: the journal, synced after, finds and repairs a lost file
             file.write(data)
-            file.flush()
-            os.fsync(file.fileno())
         os.replace(temporary, name, src_dir_fd=folder, dst_dir_fd=folder)
     except BaseException:
         os.unlink(temporary, dir_fd=folder)

@@ -173,7 +173,8 @@ def test_the_notebook_reader_refuses_arbitrary_bytes(plan, data):
     graded_as_data(plan, data)
 
 
-grade_ids = st.sampled_from(["softmax", "check_softmax", "intro", "attention_scores", "bonus", ""]) | st.text(max_size=8)
+grade_ids = st.sampled_from(["softmax", "check_softmax", "intro", "attention_scores", "bonus", ""]) | \
+    st.text(max_size=8)
 hostile_cells = st.fixed_dictionaries(
     {"cell_type": st.sampled_from(["code", "markdown", "raw", "heading"]) | json_values,
      "source": st.text(max_size=40) | st.lists(st.text(max_size=10), max_size=3) | json_values,

@@ -335,7 +335,8 @@ def test_a_second_run_repairs_what_was_changed_behind_the_journal(graded):
            "student_id = ?)"
     with database:
         database.execute(f"UPDATE grade SET auto_score = 0 WHERE notebook_id IN ({rows})", ("honest-full",))
-        database.execute(f"UPDATE grade SET needs_manual_grade = 1 WHERE notebook_id IN ({rows})", ("honest-untouched",))
+        database.execute(f"UPDATE grade SET needs_manual_grade = 1 WHERE notebook_id IN ({rows})",
+                         ("honest-untouched",))
         database.execute(f"UPDATE comment SET auto_comment = 'forged' WHERE notebook_id IN ({rows})",
                          ("honest-partial",))
         database.execute("UPDATE submitted_assignment SET timestamp = NULL WHERE student_id = 'links-to-write-through'")
@@ -349,7 +350,7 @@ def test_a_second_run_repairs_what_was_changed_behind_the_journal(graded):
     assert {s: score for s, score in gradebook_scores(course).items() if s in before} == before
     assert notebook.read_bytes() == expected_notebook
     assert (course / "autograded" / "honest-full" / LESSON / NOTEBOOK).is_file()
-    assert not database.execute(f"SELECT 1 FROM comment WHERE auto_comment = 'forged'").fetchall()
+    assert not database.execute("SELECT 1 FROM comment WHERE auto_comment = 'forged'").fetchall()
     assert not database.execute(f"SELECT 1 FROM grade WHERE needs_manual_grade = 1 AND notebook_id IN ({rows})",
                                 ("honest-untouched",)).fetchall()
     assert database.execute("SELECT timestamp FROM submitted_assignment WHERE student_id = 'links-to-write-through'"
