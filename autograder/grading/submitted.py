@@ -79,9 +79,9 @@ class Submission:
         return self.unreadable or self.contents.refused.get(name)
 
     def digest(self, names: list[str]) -> str:
-        """A fingerprint of the files ``names`` and ``timestamp.txt`` as read."""
+        """A fingerprint of the files ``names``, ``timestamp.txt`` and ``submission_secret.txt`` as read."""
         parts = [hashlib.sha256(data).hexdigest() if (data := self.file(name)) is not None else
-                 f"- {self.refusal(name)}" for name in [*names, TIMESTAMP_FILE]]
+                 f"- {self.refusal(name)}" for name in [*names, TIMESTAMP_FILE, SECRET_FILE]]
         return hashlib.sha256("|".join(parts).encode()).hexdigest()
 
 
