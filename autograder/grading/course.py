@@ -104,8 +104,16 @@ class Course:
         """``(student, folder)`` for each student's folder of ``assignment`` in ``step``, by student id
         (whatever stands at a folder's place is listed: a link or a file there is refused when read)."""
         folders = self._path(step, "*", assignment)
-        return sorted((folder.parent.name, folder) for folder in folders.parent.parent.glob(f"*/{folders.name}")
-                      if os.path.lexists(folder) and not folder.parent.name.startswith("."))
+        students = folders.parent.parent
+        if not students.is_dir():
+            return []
+        found = []
+        for entry in os.scandir(students):
+            folder = students / entry.name / folders.name
+            # a student entry that is a link (even to where the grader cannot look) is listed, to be refused
+            if not entry.name.startswith(".") and (entry.is_symlink() or os.path.lexists(folder)):
+                found.append((entry.name, folder))
+        return sorted(found)
 
     def submissions(self, assignment: str) -> list[tuple[str, Path]]:
         """``(student, folder)`` for each submission collected into the course, by student id."""

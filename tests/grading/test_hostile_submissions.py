@@ -28,7 +28,9 @@ import pytest
 
 from tests.support.grading_course import (
     LESSON,
+    MODES,
     TIMESTAMP,
+    Grader,
     gradebook_scores,
     json_reports,
     released,
@@ -36,7 +38,6 @@ from tests.support.grading_course import (
     solution_ids,
     solved,
     submit,
-    tfcourse,
 )
 
 pytestmark = pytest.mark.slow
@@ -214,8 +215,11 @@ def text_under(root: Path) -> str:
                      if p.is_file() and not p.is_symlink())
 
 
-@pytest.fixture(scope="module")
-def graded(tmp_path_factory):
+@pytest.fixture(scope="module", params=MODES)
+def graded(request, tmp_path_factory):
+    grader = Grader(request.param)
+    if grader.unavailable():
+        pytest.skip(grader.unavailable())
     course = released_course(tmp_path_factory)
     outside = tmp_path_factory.mktemp("outside")
     (outside / "secret.txt").write_text(f"{CANARY}\n")
@@ -231,8 +235,9 @@ def graded(tmp_path_factory):
     instructor = digests(course / "nbgrader_config.py", course / "hidden_seed.txt", course / "source",
                          course / "release")
     before = digests(outside)
-    result = tfcourse(*GRADE, "--course", course)
-    return SimpleNamespace(course=course, outside=outside, expected=expected, result=result,
+    grader.hand_over(course)
+    result = grader.tfcourse(*GRADE, "--course", course, course=course)
+    return SimpleNamespace(grader=grader, course=course, outside=outside, expected=expected, result=result,
                            reports=json_reports(result.stdout), gradebook=gradebook_scores(course),
                            instructor=instructor, outside_before=before)
 
@@ -314,7 +319,7 @@ def test_the_autograded_folders_hold_plain_files_only(graded):
 
 
 def test_feedback_pages_carry_no_learners_script(graded):
-    result = tfcourse("feedback", LESSON, "--course", graded.course)
+    result = graded.grader.tfcourse("feedback", LESSON, "--course", graded.course, course=graded.course)
     page = (graded.course / "feedback" / "xss-markdown" / LESSON / f"{LESSON}.html").read_text()
     assert result.returncode == 0, result.stderr[-3000:]
     assert 'id="My-answer"' in page and "\\mathrm{softmax}" in page and "$a &lt; b$" in page
@@ -343,7 +348,7 @@ def test_a_second_run_repairs_what_was_changed_behind_the_journal(graded):
     before = {student: graded.gradebook[student] for student in graded.expected}
     journal = course / ".tfcourse" / f"{LESSON}.journal.jsonl"
     journaled = journal.read_text()
-    again = tfcourse(*GRADE, "--course", course)
+    again = graded.grader.tfcourse(*GRADE, "--course", course, course=course)
     assert again.returncode == 1, again.stderr[-3000:]
     assert {s: r["score"] for s, r in json_reports(again.stdout).items()} == graded.expected
     assert journal.read_text() == journaled  # nothing was graded again: every repair came from the journal
