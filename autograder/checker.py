@@ -12,9 +12,9 @@ import os
 import secrets
 from typing import Any
 
-from autograder.harness.mismatch import Mismatch
 from autograder.exercise import Exercise
 from autograder.harness.forbidden import forbidden_use, is_course_object, scan_source
+from autograder.harness.mismatch import Mismatch
 from autograder.registry import find_exercise
 from autograder.runner import CaseOutcome, ExerciseRun, available_devices, diagnose
 from autograder.scores import CheckResult

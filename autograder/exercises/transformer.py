@@ -9,8 +9,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from autograder.harness.casedata import BigramLogits
 from autograder.exercise import Case, CaseContext, Exercise, Mistake
+from autograder.harness.casedata import BigramLogits
 from tfcourse import generation, training
 from tfcourse.attention import scaled_dot_product_attention, softmax
 from tfcourse.layers import gelu, layer_norm

@@ -25,15 +25,9 @@ import torch
 from nbgrader.utils import compute_checksum, determine_grade
 
 from autograder.checker import report
-from autograder.harness.confine import Limits
 from autograder.grading.course import Course
 from autograder.grading.gradebook import GradebookWriter, Journal, JournalEntry, NotebookGrades, file_digests
-from autograder.harness.calls import MESSAGE_CHARS, Produced
-from autograder.harness.serve import Job
-from autograder.harness.mismatch import STAGES, Mismatch
-from autograder.scores import CellCheck, NotebookScore
 from autograder.grading.plan import MANUAL, SOLUTION, Check, GradedCell, NotebookPlan, PlanError
-from autograder.runner import CaseOutcome, judge
 from autograder.grading.sandbox import Sandbox, SandboxError, SandboxRun, pickle_job
 from autograder.grading.submission import UnreadableNotebook, autograded_notebook, build_program, read_submission
 from autograder.grading.submitted import (
@@ -43,6 +37,12 @@ from autograder.grading.submitted import (
     feedback_files,
     read_submitted_file,
 )
+from autograder.harness.calls import MESSAGE_CHARS, Produced
+from autograder.harness.confine import Limits
+from autograder.harness.mismatch import STAGES, Mismatch
+from autograder.harness.serve import Job
+from autograder.runner import CaseOutcome, judge
+from autograder.scores import CellCheck, NotebookScore
 
 GRADER_VERSION = "1"  # part of every submission's digest: a new grader regrades everything
 NO_CHECK = ("this graded cell calls no check(): tfcourse grade judges check() cells only. Grade this assignment "
@@ -93,9 +93,9 @@ def grade_submitted(sandbox: Sandbox, plan: NotebookPlan, submission: Submission
     except SandboxError:
         raise
     except Exception as error:  # whatever this notebook provokes on this side is its verdict, not the class's end
-        return _verdict_on_all(plan, submission.student, assignment, f"this notebook could not be graded "
-                               f"({type(error).__name__}: {str(error)[:200]}). Restore it from the released "
-                               "assignment and copy your solutions back in.")
+        return _verdict_on_all(plan, submission.student, assignment,
+                               _reason("this notebook could not be graded", error)
+                               + ". Restore it from the released assignment and copy your solutions back in.")
 
 
 def _submitted_notebook(submission: Submission, filename: str) -> nbformat.NotebookNode:
@@ -376,11 +376,11 @@ class _Recorder:
         even that fails, leave it ungraded (the next run grades it)."""
         try:
             self._write(grades)
-        except Exception as error:
+        except Exception as error:  # a submission whose grades cannot be written must not stop the class
             grades = self.grader.ungraded(grades, _reason("its grades could not be recorded", error))
             try:
                 self._write(grades)
-            except Exception as again:
+            except Exception as again:  # not even the failure could be written: named, graded at the next run
                 self.run.failed[grades.student] = _reason("its grades could not be recorded", again)
                 return
         self.run.graded.append(grades)

@@ -143,7 +143,7 @@ def _write_file(folder: int, name: str, data: bytes) -> None:
         with os.fdopen(out, "wb") as file:  # not synced: the journal, synced after, finds and repairs a lost file
             file.write(data)
         os.replace(temporary, name, src_dir_fd=folder, dst_dir_fd=folder)
-    except BaseException:
+    except BaseException:  # Ctrl-C included: no half-written temporary is left behind
         os.unlink(temporary, dir_fd=folder)
         raise
 

@@ -16,13 +16,14 @@ import numpy as np
 import pytest
 import torch
 
+from autograder.grading.pipeline import grade_notebook
+from autograder.grading.plan import NotebookPlan
+from autograder.grading.sandbox import Sandbox, pickle_job
+from autograder.grading.submission import build_program
 from autograder.harness import wire
 from autograder.harness.confine import SAFE_ENVIRONMENT, Limits, probe
-from autograder.grading.pipeline import grade_notebook
+from autograder.harness.forbidden import in_harness
 from autograder.harness.serve import CaseInput, Job, Task
-from autograder.grading.plan import NotebookPlan
-from autograder.grading.sandbox import HARNESS, Sandbox, pickle_job
-from autograder.grading.submission import build_program
 from tests.support.grading_course import (
     LESSON,
     gradebook_scores,
@@ -123,7 +124,7 @@ def test_the_sandbox_holds_no_reference_and_runs_confined(sandbox):
     (case,) = [event for event in run.events if event.get("event") == "case"]
     seen = case["output"]
     assert not any(m.startswith("tfcourse") for m in seen["modules"])
-    assert all(m == "autograder" or m == HARNESS or m.startswith(HARNESS + ".") for m in seen["modules"])
+    assert all(m == "autograder" or in_harness(m) for m in seen["modules"])
     assert seen["cwd"] == [] and set(seen["environment"]) <= {*SAFE_ENVIRONMENT, "HOME", "TMPDIR"}
     if ISOLATION.drops_to_nobody:
         assert seen["uid"] == 65534
