@@ -38,6 +38,8 @@ from autograder.harness.serve import Job, on_device
 START_SECONDS = 300.0
 EXIT_GRACE_SECONDS = 5.0
 PASSED_THROUGH = ("CUDA_VISIBLE_DEVICES", "LD_LIBRARY_PATH")  # what the zygote inherits of the environment
+# No working directory on the zygote's sys.path (Python 3.11+ has -P; on 3.10 the zygote's cwd "/" holds no code).
+SAFE_PATH = ("-P",) if sys.version_info >= (3, 11) else ()
 
 
 class SandboxError(RuntimeError):
@@ -126,7 +128,7 @@ class Sandbox:
         self._log = tempfile.TemporaryFile()
         environment = {**SAFE_ENVIRONMENT, **{name: os.environ[name] for name in PASSED_THROUGH if name in os.environ}}
         self._process = subprocess.Popen(
-            [sys.executable, "-P", "-m", f"{HARNESS}.zygote", str(theirs.fileno()), *self.preload],
+            [sys.executable, *SAFE_PATH, "-m", f"{HARNESS}.zygote", str(theirs.fileno()), *self.preload],
             pass_fds=[theirs.fileno()], stdin=subprocess.DEVNULL, stdout=self._log, stderr=self._log,
             env=environment, cwd="/")
         theirs.close()

@@ -124,7 +124,8 @@ def _call_watcher(installed: list[tuple[str, Any, str]]) -> Iterator[list[str]]:
         if target is not None and id(target) in originals:
             called.append(originals[id(target)])
         elif event == "call" and _is_course_code(frame):
-            called.append(f"{frame.f_globals['__name__']}.{frame.f_code.co_qualname}")
+            code = frame.f_code  # co_qualname is Python 3.11+; the course supports 3.10
+            called.append(f"{frame.f_globals['__name__']}.{getattr(code, 'co_qualname', code.co_name)}")
 
     previous = sys.getprofile()
     sys.setprofile(profile)
