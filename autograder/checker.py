@@ -8,6 +8,7 @@
 
 from __future__ import annotations
 
+import inspect
 import os
 import secrets
 from typing import Any
@@ -15,7 +16,7 @@ from typing import Any
 from autograder.exercise import Exercise
 from autograder.harness.forbidden import forbidden_use, is_course_object, scan_source
 from autograder.harness.mismatch import Mismatch
-from autograder.registry import find_exercise
+from autograder.registry import EXERCISES, find_exercise
 from autograder.runner import CaseOutcome, ExerciseRun, available_devices, diagnose
 from autograder.scores import CheckResult
 from autograder.seeds import HIDDEN_SEED_VARIABLE, VISIBLE_SEED
@@ -73,6 +74,8 @@ def report(exercise: Exercise, outcomes: list[CaseOutcome]) -> str:
         lines = [f"{exercise.name}: {cases - len(failed)} of {cases} cases pass. 0/{exercise.points} points.",
                  f"First failure, case '{first.case}' ({first.dtype} on {first.device}):",
                  f"  {first.mismatch.message}"]
+    if first.rule:
+        lines.append(f"  This case checks a rule the notebook states: {first.rule}")
     mistake = diagnose(exercise, outcomes)
     if mistake:
         lines.append(f"  This looks like a known mistake, {mistake.name}: {mistake.explanation}")
@@ -92,8 +95,24 @@ def _hint(exercise: Exercise, level: int) -> str:
 
 
 def _exercise_for(obj: Any, name: str | None) -> Exercise:
-    """The exercise named ``name``, else the one named like ``obj``."""
-    return find_exercise(name or getattr(obj, "__name__", type(obj).__name__))
+    """The exercise named ``name``; else the one named like ``obj``; else the one whose name the calling
+    code binds to ``obj`` (``attention_scores = lambda q, k: ...``, ``from helpers import mine as softmax``),
+    as ``tfcourse grade`` finds it by the name in ``check(...)``."""
+    if name is None:
+        own = getattr(obj, "__name__", type(obj).__name__)
+        name = own if own in EXERCISES else _name_bound_by_caller(obj) or own
+    return find_exercise(name)
+
+
+def _name_bound_by_caller(obj: Any) -> str | None:
+    """An exercise's name that the first frame outside this module binds to ``obj``."""
+    frame = inspect.currentframe()
+    while frame is not None and frame.f_globals.get("__name__") == __name__:
+        frame = frame.f_back
+    if frame is None:
+        return None
+    scopes = (frame.f_locals, frame.f_globals)
+    return next((key for scope in scopes for key, value in scope.items() if value is obj and key in EXERCISES), None)
 
 
 def run_check(obj: Any, name: str | None = None, hidden: bool = False, devices=None) -> CheckResult:

@@ -180,17 +180,22 @@ class Course:
             raise CourseError(f"the hidden-case seed {value!r} is not an integer") from None
 
     def hidden_paths(self) -> list[str]:
-        """What submissions must not see: the course, the exchange, the repository's solutions and the
-        reference's source. A path holding the Python environment itself stays visible."""
-        import autograder.exercises
-        import tfcourse
-
+        """What submissions must not see: the course, the exchange, and what :func:`hidden_paths` names."""
         exchange = self.config.Exchange.get("root")
-        candidates = [self.root, Path(exchange) if exchange else None, REPOSITORY / "solutions",
-                      Path(tfcourse.__file__).parent, Path(autograder.exercises.__file__).parent]
-        needed = [Path(sys.prefix).resolve(), Path(__file__).resolve().parents[1] / "harness"]
-        return [str(path) for path in candidates
-                if path is not None and path.is_dir() and not any(n.is_relative_to(path.resolve()) for n in needed)]
+        return hidden_paths([self.root, Path(exchange) if exchange else None])
+
+
+def hidden_paths(extra: list[Path | None]) -> list[str]:
+    """What learners' code must not see while graded: the folders ``extra``, the repository's solutions and
+    the reference's source. A path holding the Python environment itself stays visible."""
+    import autograder.exercises
+    import tfcourse
+
+    candidates = [*extra, REPOSITORY / "solutions", Path(tfcourse.__file__).parent,
+                  Path(autograder.exercises.__file__).parent]
+    needed = [Path(sys.prefix).resolve(), Path(__file__).resolve().parents[1] / "harness"]
+    return [str(path) for path in candidates
+            if path is not None and path.is_dir() and not any(n.is_relative_to(path.resolve()) for n in needed)]
 
 
 # --- the commands --------------------------------------------------------------------------------

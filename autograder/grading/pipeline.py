@@ -89,7 +89,7 @@ def grade_submitted(sandbox: Sandbox, plan: NotebookPlan, submission: Submission
     except UnreadableNotebook as error:
         return _verdict_on_all(plan, submission.student, assignment, str(error))
     try:
-        return _grade(sandbox, plan, notebook, submission.student, assignment, limits)
+        return _grade(sandbox, plan, notebook, submission, assignment, limits)
     except SandboxError:
         raise
     except Exception as error:  # whatever this notebook provokes on this side is its verdict, not the class's end
@@ -113,18 +113,19 @@ def _verdict_on_all(plan: NotebookPlan, student: str, assignment: str,
     return _grades(plan, student, assignment, verdicts, autograded), autograded
 
 
-def _grade(sandbox: Sandbox, plan: NotebookPlan, notebook: nbformat.NotebookNode, student: str, assignment: str,
-           limits: Limits) -> tuple[NotebookGrades, nbformat.NotebookNode]:
+def _grade(sandbox: Sandbox, plan: NotebookPlan, notebook: nbformat.NotebookNode, submission: Submission,
+           assignment: str, limits: Limits) -> tuple[NotebookGrades, nbformat.NotebookNode]:
+    """Run the notebook's code and checks in the sandbox, with the submission's helper files beside it."""
     program = build_program(plan, notebook)
     run = SandboxRun(events=[{"event": "done"}])
     if any(isinstance(step, int) for step in program.steps):
-        run = sandbox.run(Job(program.steps, plan.tasks, limits.seconds_per_call))
+        run = sandbox.run(Job(program.steps, plan.tasks, limits.seconds_per_call, submission.helpers))
     results = _task_results(run, plan)
     ending = run.ending(limits)
     verdicts = {grade_id: _cell_verdict(plan, cell, program.rejected, results, ending)
                 for grade_id, cell in plan.graded.items()}
     autograded = autograded_notebook(plan, notebook, verdicts)
-    return _grades(plan, student, assignment, verdicts, autograded), autograded
+    return _grades(plan, submission.student, assignment, verdicts, autograded), autograded
 
 
 def _cell_verdict(plan: NotebookPlan, cell: GradedCell, rejected: dict[int, Mismatch],

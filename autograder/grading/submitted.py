@@ -17,10 +17,11 @@ from pathlib import Path
 
 from nbgrader.utils import parse_utc
 
-from autograder.grading.untrusted_files import FolderContents, UntrustedFileError, read_folder, read_path, shown
+from autograder.grading.untrusted_files import FolderContents, TreeLimits, UntrustedFileError, read_path, read_tree, shown
 
 MAX_NOTEBOOK_BYTES = 32 << 20
 MAX_SUBMISSION_BYTES = 64 << 20
+MAX_HELPER_BYTES = 16 << 20  # what the learner's code finds beside its notebook, all files together
 TIMESTAMP_FILE = "timestamp.txt"
 SECRET_FILE = "submission_secret.txt"  # with the timestamp, what nbgrader addresses feedback by
 SECRET = re.compile(rb"\s*([0-9A-Za-z]{1,128})\s*")
@@ -69,6 +70,7 @@ class Submission:
     timestamp: str | None = None
     secret: str | None = None
     problems: list[str] = field(default_factory=list)
+    helpers: dict[str, bytes] = field(default_factory=dict)
 
     def file(self, name: str) -> bytes | None:
         """The bytes of the regular file ``name``, ``None`` when there is none."""
@@ -79,25 +81,34 @@ class Submission:
         return self.unreadable or self.contents.refused.get(name)
 
     def digest(self, names: list[str]) -> str:
-        """A fingerprint of the files ``names``, ``timestamp.txt`` and ``submission_secret.txt`` as read."""
+        """A fingerprint of the files ``names``, ``timestamp.txt`` and ``submission_secret.txt`` as read, and
+        of the helper files the learner's code is given."""
         parts = [hashlib.sha256(data).hexdigest() if (data := self.file(name)) is not None else
                  f"- {self.refusal(name)}" for name in [*names, TIMESTAMP_FILE, SECRET_FILE]]
+        parts += [f"{name!r} {hashlib.sha256(data).hexdigest()}" for name, data in sorted(self.helpers.items())]
         return hashlib.sha256("|".join(parts).encode()).hexdigest()
 
 
 def read_submission_folder(root: Path, parts: tuple[str, ...], student: str, notebooks: list[str]) -> Submission:
-    """The submission at ``root/parts...``: its ``notebooks``, timestamp and secret, read without following
-    links (nothing else in it is opened); never raises for what the folder holds."""
+    """The submission at ``root/parts...``: its ``notebooks``, timestamp and secret, and the other files the
+    learner's code may read (:attr:`Submission.helpers`), read without following links; never raises for
+    what the folder holds."""
     submission = Submission(student)
+    limits = TreeLimits(MAX_NOTEBOOK_BYTES, MAX_SUBMISSION_BYTES)
     try:
-        submission.contents = read_folder(root, parts, [*notebooks, TIMESTAMP_FILE, SECRET_FILE], MAX_NOTEBOOK_BYTES,
-                                          MAX_SUBMISSION_BYTES)
+        submission.contents = read_tree(root, parts, limits, first=[*notebooks, TIMESTAMP_FILE, SECRET_FILE])
     except OSError as error:  # UntrustedFileError says why; another (permissions, say) gives its reason only
         submission.unreadable = str(error) if isinstance(error, UntrustedFileError) else \
             f"the submission folder cannot be read ({error.strerror})"
         submission.problems.append(submission.unreadable)
         return submission
     submission.problems += [reason for name, reason in sorted(submission.contents.refused.items())]
+    _read_fields(submission)
+    submission.helpers = helper_files(submission.contents, notebooks, submission.problems)
+    return submission
+
+
+def _read_fields(submission: Submission) -> None:
     stamp = submission.file(TIMESTAMP_FILE)
     if stamp is not None:
         try:
@@ -110,7 +121,22 @@ def read_submission_folder(root: Path, parts: tuple[str, ...], student: str, not
             submission.secret = match[1].decode()
         else:
             submission.problems.append(f"{SECRET_FILE} is not a secret nbgrader wrote; its feedback cannot be released")
-    return submission
+
+
+def helper_files(contents: FolderContents, notebooks: list[str], problems: list[str]) -> dict[str, bytes]:
+    """The files the learner's code finds in its working folder while graded, as under ``nbgrader
+    autograde``: everything read but the graded notebooks, the timestamp and the secret, up to
+    :data:`MAX_HELPER_BYTES` together (what does not fit is named in ``problems``)."""
+    helpers, total = {}, 0
+    for name, data in contents.files.items():
+        if name in (*notebooks, TIMESTAMP_FILE, SECRET_FILE):
+            continue
+        if total + len(data) > MAX_HELPER_BYTES:
+            problems.append(f"{shown(name)} was not given to your code: the files beside a notebook may hold "
+                            f"{MAX_HELPER_BYTES >> 20} MiB together")
+            continue
+        helpers[name], total = data, total + len(data)
+    return helpers
 
 
 def read_submitted_file(path: Path, student: str) -> Submission:
@@ -123,6 +149,13 @@ def read_submitted_file(path: Path, student: str) -> Submission:
     except UntrustedFileError as error:
         submission.contents.refused[path.name] = str(error)
     return submission
+
+
+def read_learner_folder(path: Path) -> Submission:
+    """A learner's own notebook at ``path`` with the files beside it (its folder is trusted, nothing in it
+    is followed), read as :func:`read_submission_folder` reads a submission."""
+    folder = path.absolute().parent.resolve()  # the learner's own path to it may pass through links
+    return read_submission_folder(folder, (), "", [path.name])
 
 
 def feedback_files(submission: Submission) -> dict[str, bytes]:

@@ -14,6 +14,7 @@ instead of writing through it.
 
 from __future__ import annotations
 
+import fnmatch
 import os
 import secrets
 import shutil
@@ -86,6 +87,82 @@ def read_folder(root: Path, parts: tuple[str, ...], names: Iterable[str], max_fi
     return contents
 
 
+@dataclass(frozen=True)
+class TreeLimits:
+    """Bounds on reading a whole folder: per file, all files together, how many entries (files and
+    folders), how deep; and the names (globs, as nbgrader's ``CourseDirectory.ignore``) skipped
+    wherever they stand."""
+
+    file_bytes: int
+    total_bytes: int
+    entries: int = 1000
+    depth: int = 8
+    ignore: tuple[str, ...] = (".ipynb_checkpoints", "*.pyc", "__pycache__", "feedback")
+
+
+def read_tree(root: Path, parts: tuple[str, ...], limits: TreeLimits, first: Iterable[str] = ()) -> FolderContents:
+    """Every regular file under the folder ``root/parts...``, by its path relative to it (``a/b.py``),
+    reached without following anything; the names ``first`` are read before the others (so the budget
+    goes to them first). What is not read (a link, a FIFO, a file or folder past the limits) is in
+    ``refused`` with the reason."""
+    reader = _TreeReader(limits)
+    with open_folder(root, parts) as fd:
+        reader.read(fd, "", list(first), 0)
+    return reader.contents
+
+
+class _TreeReader:
+    """Reads a folder's files depth first, counting what the limits allow."""
+
+    def __init__(self, limits: TreeLimits):
+        self.limits, self.contents, self.spent, self.seen = limits, FolderContents(), 0, 0
+
+    def read(self, fd: int, prefix: str, first: list[str], depth: int) -> None:
+        with os.scandir(fd) as entries:
+            names = sorted(entry.name for entry in entries if not _ignored(entry.name, self.limits.ignore))
+        for name in [name for name in first if name in names] + [name for name in names if name not in first]:
+            try:
+                self._read_entry(fd, name, prefix + name, depth)
+            except OSError as error:  # UntrustedFileError says why; another (permissions, say) gives its reason
+                self.contents.refused[prefix + name] = _reason(prefix + name, error)
+
+    def _read_entry(self, fd: int, name: str, path: str, depth: int) -> None:
+        limits = self.limits
+        self.seen += 1
+        if self.seen > limits.entries:
+            raise UntrustedFileError(f"{shown(path)} was not read: a folder may hold {limits.entries} files and "
+                                     "folders in all")
+        if stat.S_ISDIR(os.stat(name, dir_fd=fd, follow_symlinks=False).st_mode):
+            if depth + 1 >= limits.depth:
+                raise UntrustedFileError(f"{shown(path)} is nested {limits.depth} folders deep; it was not read")
+            with open_folder_at(fd, name, path) as child:
+                self.read(child, path + "/", [], depth + 1)
+            return
+        data = read_file(fd, name, min(limits.file_bytes, limits.total_bytes - self.spent), path)
+        self.contents.files[path] = data
+        self.spent += len(data)
+
+
+def _ignored(name: str, patterns: tuple[str, ...]) -> bool:
+    return any(fnmatch.fnmatchcase(name, pattern) for pattern in patterns)
+
+
+@contextmanager
+def open_folder_at(folder: int, name: str, label: str = "") -> Iterator[int]:
+    """A descriptor of the folder ``name`` in ``folder``, opened without following a link (``label``:
+    how messages name it)."""
+    _check_name(name)
+    try:
+        fd = os.open(name, _FOLDER_FLAGS, dir_fd=folder)
+    except OSError as error:
+        raise UntrustedFileError(f"{shown(label or name)} is not a folder ({_kind(folder, name)}); nothing in it "
+                                 "was read") from error
+    try:
+        yield fd
+    finally:
+        os.close(fd)
+
+
 def read_path(path: Path, max_bytes: int) -> bytes:
     """The regular file at ``path`` (its folder is trusted; the file itself is not followed)."""
     fd = os.open(path.parent, _FOLDER_FLAGS & ~os.O_NOFOLLOW)
@@ -95,28 +172,30 @@ def read_path(path: Path, max_bytes: int) -> bytes:
         os.close(fd)
 
 
-def read_file(folder: int, name: str, max_bytes: int) -> bytes:
+def read_file(folder: int, name: str, max_bytes: int, label: str = "") -> bytes:
     """The content of ``name`` in the folder ``folder`` when it is a regular file with one link and at
-    most ``max_bytes``; else :class:`UntrustedFileError` saying why (``FileNotFoundError`` when absent)."""
+    most ``max_bytes``; else :class:`UntrustedFileError` saying why (``FileNotFoundError`` when absent).
+    ``label`` is how messages name it (``name`` by default)."""
     _check_name(name)
+    label = label or name
     before = os.stat(name, dir_fd=folder, follow_symlinks=False)  # FileNotFoundError when there is none
-    _check_regular(name, before, max_bytes)
+    _check_regular(label, before, max_bytes)
     try:  # O_NONBLOCK: a FIFO put in place after the check above does not hang the grader
         fd = os.open(name, os.O_RDONLY | os.O_NONBLOCK | _NO_FOLLOW, dir_fd=folder)
     except OSError as error:
-        raise UntrustedFileError(f"{shown(name)} cannot be opened ({error.strerror})") from None
+        raise UntrustedFileError(f"{shown(label)} cannot be opened ({error.strerror})") from None
     try:
         opened = os.fstat(fd)
         if (opened.st_dev, opened.st_ino) != (before.st_dev, before.st_ino):
-            raise UntrustedFileError(f"{shown(name)} changed while it was read")
-        _check_regular(name, opened, max_bytes)
+            raise UntrustedFileError(f"{shown(label)} changed while it was read")
+        _check_regular(label, opened, max_bytes)
         data = b""
         while len(data) <= max_bytes and (chunk := os.read(fd, max_bytes + 1 - len(data))):
             data += chunk
     finally:
         os.close(fd)
     if len(data) > max_bytes:
-        raise UntrustedFileError(f"{shown(name)} grew while it was read")
+        raise UntrustedFileError(f"{shown(label)} grew while it was read")
     return data
 
 

@@ -24,7 +24,7 @@ import signal
 import sys
 import types
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Iterator
 
 import torch
@@ -37,7 +37,8 @@ from autograder.harness.wire import dumps, write_frame
 
 @dataclass
 class CaseInput:
-    """One case's inputs; ``weights`` is the reference's state dict for a module exercise."""
+    """One case's inputs; ``weights`` is the reference's state dict for a module exercise, which runs in
+    training mode under ``seed`` when ``training`` is set."""
 
     args: tuple
     kwargs: dict
@@ -45,6 +46,8 @@ class CaseInput:
     dtype: torch.dtype
     init: tuple = ()
     weights: dict[str, torch.Tensor] | None = None
+    training: bool = False
+    seed: int = 0
 
 
 @dataclass
@@ -59,11 +62,13 @@ class Task:
 
 @dataclass
 class Job:
-    """The notebook's code cells and graded checks in order: each step is source text or a task index."""
+    """The notebook's code cells and graded checks in order: each step is source text or a task index;
+    ``files`` (relative path -> bytes) are what the notebook's folder holds beside it."""
 
     steps: list[str | int]
     tasks: list[Task]
     seconds_per_call: float
+    files: dict[str, bytes] = field(default_factory=dict)
 
 
 def on_device(tensor: torch.Tensor, device: str) -> torch.Tensor:
@@ -117,9 +122,9 @@ def serve(job_fd: int, result_fd: int) -> None:
         chunks.append(chunk)
     job: Job = pickle.loads(b"".join(chunks))
     reporter = _Reporter(result_fd)
+    errors: list[str] = place_files(job.files)
     namespace = _learner_namespace()
     _block_course_packages()
-    errors: list[str] = []
     for index, step in enumerate(job.steps):
         if isinstance(step, str):
             error = _execute(step, index, namespace, job.seconds_per_call)
@@ -128,6 +133,27 @@ def serve(job_fd: int, result_fd: int) -> None:
         else:
             _run_task(job, step, namespace, errors, reporter)
     reporter.send(event="done")
+
+
+def place_files(files: dict[str, bytes]) -> list[str]:
+    """Write the files that came with the notebook into the working folder, read-only, and put that
+    folder first on ``sys.path`` (as a kernel started there has it), so ``import helpers`` works;
+    a description of each file that could not be written."""
+    errors = []
+    for name, data in files.items():
+        parts = name.split("/")
+        if any(part in ("", ".", "..") for part in parts):
+            errors.append(f"{name!r} is not a relative file name; it was not written")
+            continue
+        try:
+            os.makedirs(os.path.join(*parts[:-1]) if parts[:-1] else ".", exist_ok=True)
+            with open(name, "xb") as file:
+                file.write(data)
+            os.chmod(name, 0o444)
+        except OSError as error:
+            errors.append(f"{name!r} could not be written beside the notebook ({error.strerror})")
+    sys.path.insert(0, os.getcwd())
+    return errors
 
 
 def _execute(source: str, index: int, namespace: dict, seconds: float) -> str | None:
@@ -172,7 +198,7 @@ def _produce(task: Task, target: Any, case: CaseInput, seconds: float) -> Produc
         with deadline(seconds):
             if task.kind == "module":
                 return module_output(target, case.init, case.weights, clone(case.args), clone(case.kwargs),
-                                     case.device, case.dtype, task.forbidden)
+                                     case.device, case.dtype, task.forbidden, case.training, case.seed)
             return function_output(target, clone(case.args), clone(case.kwargs), task.forbidden)
     except Overtime:
         return Produced(failure=Mismatch("timeout", f"your code ran longer than {seconds:g} s on this case and "

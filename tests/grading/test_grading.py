@@ -15,7 +15,9 @@ import nbformat
 import numpy as np
 import pytest
 import torch
+from nbgrader.api import Gradebook
 
+from autograder.grading.course import Course
 from autograder.grading.pipeline import grade_notebook
 from autograder.grading.plan import NotebookPlan
 from autograder.grading.sandbox import Sandbox, pickle_job
@@ -285,6 +287,38 @@ def test_scores_agree_with_nbgrader_autograde_on_the_same_course(tmp_path_factor
     assert ours == gradebook_scores(twin)
     # "wrong" loses attention_scores and the attention built on it
     assert ours == {"full": 9.0, "partial": 2.0, "untouched": 0.0, "wrong": 5.0, "deleted-check": 3.0}
+
+
+@pytest.mark.slow
+def test_a_plain_nbgrader_autograde_after_tfcourse_grade_is_noticed_and_undone(tmp_path_factory):
+    """nbgrader's Autograde button rewrites the autograded notebooks (hidden tests' source included) and the
+    gradebook; the next ``tfcourse grade`` notices, and feedback shows its verdicts again, never the
+    hidden tests."""
+    course = released_course(tmp_path_factory)
+    submissions = {"full": solved(course, solution_ids(course)), "partial": solved(course, {"softmax"})}
+    for student, notebook in submissions.items():
+        submit(course, student, notebook)
+    assert tfcourse("grade", LESSON, "--course", course).returncode == 0
+    ours = gradebook_scores(course)
+    autograded = {student: course / "autograded" / student / LESSON / f"{LESSON}.ipynb" for student in submissions}
+    environment = dict(os.environ, PATH=f"{os.path.dirname(sys.executable)}:{os.environ['PATH']}")
+    plain = subprocess.run([sys.executable, "-m", "nbgrader", "autograde", LESSON, "--force"], cwd=course,
+                           capture_output=True, text=True, env=environment)
+    assert plain.returncode == 0, plain.stderr[-3000:]
+    assert all("hidden=True" in path.read_text() for path in autograded.values())
+    with Gradebook(Course(course).db_url) as gradebook:  # an instructor's other grader disagreed, say
+        gradebook.find_grade("check_softmax", LESSON, LESSON, "partial").auto_score = 0.0
+        gradebook.db.commit()
+    again = tfcourse("grade", LESSON, "--course", course, "--json")
+    assert again.returncode == 0, again.stderr
+    assert gradebook_scores(course) == ours == {"full": 9.0, "partial": 2.0}
+    for student, path in autograded.items():
+        text = path.read_text()
+        assert "hidden=True" not in text and "HIDDEN TESTS" not in text
+        assert json_reports(again.stdout)[student]["score"] == ours[student]
+    assert tfcourse("feedback", LESSON, "--course", course).returncode == 0
+    feedback = (course / "feedback" / "partial" / LESSON / f"{LESSON}.html").read_text()
+    assert "hidden=True" not in feedback and "not implemented yet" in feedback
 
 
 # --- crashes and interruptions -----------------------------------------------------------------------

@@ -126,6 +126,19 @@ def folder_attacks(course: Path, outside: Path) -> dict[str, float]:
     os.symlink(outside / "elsewhere", course / "autograded" / "autograded-folder-is-a-link", target_is_directory=True)
     (outside / "elsewhere").mkdir()
 
+    helper_softmax = with_solution(course, "softmax", "from helpers import softmax\n")
+    (outside / "helpers.py").write_text(HELPER_SOFTMAX)
+    folder = submit_with(course, "helper-is-a-link", helper_softmax, TIMESTAMP.encode())
+    os.symlink(outside / "helpers.py", folder / "helpers.py")
+    folder = submit_with(course, "helper-is-a-hard-link", helper_softmax, TIMESTAMP.encode())
+    os.link(outside / "helpers.py", folder / "helpers.py")
+    folder = submit_with(course, "helper-folder-is-a-link", with_solution(
+        course, "softmax", "from mine.helpers import softmax\n"), TIMESTAMP.encode())
+    os.symlink(outside, folder / "mine", target_is_directory=True)
+    (submit_with(course, "helper-beside", helper_softmax, TIMESTAMP.encode()) / "helpers.py").write_text(HELPER_SOFTMAX)
+    folder = submit_with(course, "helper-writes-itself", helper_softmax, TIMESTAMP.encode())
+    (folder / "helpers.py").write_text(HELPER_SOFTMAX + "\nopen(__file__, 'a').write('changed')\n")
+
     folder = submit_with(course, "crowded-folder", softmax_only(course), TIMESTAMP.encode())
     for number in range(300):
         (folder / f"file-{number:03}.txt").write_text("x")
@@ -134,9 +147,20 @@ def folder_attacks(course: Path, outside: Path) -> dict[str, float]:
             "folder-notebook": 0.0, "linked-assignment-folder": 0.0, "linked-student-folder": 0.0,
             "timestamp-links-to-seed": 2.0, "timestamp-is-a-device": 2.0, "timestamp-of-ten-megabytes": 2.0,
             "timestamp-unparseable": 2.0, "timestamp-in-year-9999": 2.0, "links-to-write-through": 2.0,
-            "crowded-folder": 2.0}
+            "crowded-folder": 2.0, "helper-is-a-link": 0.0, "helper-is-a-hard-link": 0.0,
+            "helper-folder-is-a-link": 0.0, "helper-beside": 2.0, "helper-writes-itself": 0.0}
 
 
+HELPER_SOFTMAX = """import torch
+
+
+def softmax(x, dim=-1, temperature=1.0):
+    z = x / temperature
+    m = z.amax(dim=dim, keepdim=True)
+    e = torch.exp(z - torch.where(torch.isfinite(m), m, torch.zeros_like(m)))
+    total = e.sum(dim=dim, keepdim=True)
+    return e / torch.where(total > 0, total, torch.ones_like(total))
+"""
 BAD_NAMES = ["honest-full\u202e", "a,b", "-rf", "evil\nnot graded: honest-full"]  # not student ids
 UNRECORDABLE = "autograded-folder-is-a-link"  # its grades cannot be written where they go: named, not graded
 
@@ -273,10 +297,23 @@ def test_the_failed_checks_say_why(graded, student, reason):
     assert messages and all(reason in message for message in messages[-1:]), messages
 
 
+@pytest.mark.parametrize("student, reason", [
+    ("helper-is-a-link", "No module named 'helpers'"), ("helper-is-a-hard-link", "No module named 'helpers'"),
+    ("helper-folder-is-a-link", "No module named 'mine'"), ("helper-writes-itself", "Permission denied"),
+])
+def test_files_beside_the_notebook_reach_the_code_as_read_only_copies_only(graded, student, reason):
+    softmax = next(check for check in graded.reports[student]["checks"] if check["name"] == "softmax")
+    assert not softmax["passed"] and reason in softmax["message"], softmax["message"]
+    submitted = graded.course / "submitted" / student / LESSON / "helpers.py"
+    assert not submitted.is_file() or not submitted.read_text().endswith("changed")
+
+
 @pytest.mark.parametrize("student, note", [
     ("timestamp-links-to-seed", "symbolic link"), ("timestamp-is-a-device", "timestamp.txt is a"),
     ("timestamp-of-ten-megabytes", "longer than"), ("timestamp-unparseable", "valid time"),
     ("timestamp-in-year-9999", "outside the years"), ("links-to-write-through", "symbolic link"),
+    ("helper-is-a-link", "helpers.py is a symbolic link"), ("helper-is-a-hard-link", "helpers.py is a hard link"),
+    ("helper-folder-is-a-link", "mine is a symbolic link"),
 ])
 def test_what_was_odd_in_a_folder_is_noted_and_the_time_is_left_out(graded, student, note):
     notes = [line for line in graded.result.stderr.splitlines() if line.startswith(f"note: {student}: ")]

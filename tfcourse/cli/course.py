@@ -106,7 +106,7 @@ def _grade(args: argparse.Namespace) -> int:
     course = Course(args.course)
     limits = Limits() if args.timeout is None else Limits(
         wall_seconds=args.timeout, seconds_per_call=min(Limits.seconds_per_call, args.timeout / 2))
-    devices = _grading_devices(args.device)
+    devices = grading_devices(args.device)
     torch.set_num_threads(1)  # the sandboxes need the cores
 
     def show(grades: SubmissionGrades) -> None:
@@ -142,7 +142,7 @@ def _print_problems(run: ClassRun) -> None:
               file=sys.stderr)
 
 
-def _grading_devices(choice: str | None) -> list[torch.device]:
+def grading_devices(choice: str | None) -> list[torch.device]:
     """The devices the checks' cases run on: the CPU, and CUDA unless ``--device cpu``."""
     import torch
 
