@@ -164,7 +164,11 @@ def scan_code(source: str, apis: tuple[str, ...]) -> list[str]:
 
 
 def _scan_tree(tree: ast.AST, apis: tuple[str, ...]) -> list[str]:
+    """An attribute is named by its last name (``F.softmax``: ``F`` may be any alias); a name imported
+    ``from`` a module counts when that module is of the APIs' libraries (``from torch import softmax``,
+    not the learner's ``from helpers import softmax``)."""
     short_names = {api.rsplit(".", 1)[-1]: api for api in apis}
+    libraries = {api.split(".")[0] for api in apis}
     found: list[str] = []
     for node in ast.walk(tree):
         if isinstance(node, ast.Attribute) and node.attr in short_names and not _is_own_member(node):
@@ -174,7 +178,8 @@ def _scan_tree(tree: ast.AST, apis: tuple[str, ...]) -> list[str]:
         elif isinstance(node, ast.ImportFrom) and node.module:
             if node.module.split(".")[0] in COURSE_PACKAGES:
                 found.append(node.module)
-            found += [f"{node.module}.{a.name}" for a in node.names if a.name in short_names]
+            if node.module.split(".")[0] in libraries:
+                found += [f"{node.module}.{a.name}" for a in node.names if a.name in short_names]
         elif isinstance(node, ast.Name) and node.id in COURSE_PACKAGES:
             found.append(node.id)
     return sorted(set(found))

@@ -176,6 +176,16 @@ def test_the_static_scan_rejects_forbidden_code_before_anything_runs():
         "scaled_dot_product_attention", "attention_entropy", "numpy_attention"]
 
 
+@pytest.mark.parametrize("source, rejected", [
+    ("from torch import softmax", True), ("from torch.nn.functional import softmax", True),
+    ("from helpers import softmax", False), ("from my.torch import softmax", False),
+])
+def test_the_static_scan_tells_a_librarys_function_from_a_learners_module(source, rejected):
+    plan = lesson_plan(LESSON)
+    program = build_program(plan, cells_replaced(LESSON, {"softmax": source}))
+    assert any(plan.tasks[task].name == "softmax" for task in program.rejected) == rejected
+
+
 IN_PLACE_SOFTMAX = """
 def softmax(x, dim=-1, temperature=1.0):
     x /= temperature

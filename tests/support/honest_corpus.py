@@ -137,28 +137,22 @@ ENTROPY_CLAMP = '''def attention_entropy(weights):
     logs = torch.log(weights.clamp_min(torch.finfo(weights.dtype).tiny))
     return -(weights * logs).sum(-1)
 '''
-NUMPY_EINSUM = '''def numpy_softmax(x, axis=-1):
+NUMPY_SOFTMAX = '''def numpy_softmax(x, axis=-1):
     m = np.max(x, axis=axis, keepdims=True)
     e = np.exp(x - np.where(np.isfinite(m), m, 0))
     total = e.sum(axis=axis, keepdims=True)
     return e / np.where(total > 0, total, 1)
 
 
-def numpy_attention(q, k, v, mask=None):
+'''
+NUMPY_EINSUM = NUMPY_SOFTMAX + '''def numpy_attention(q, k, v, mask=None):
     scores = np.einsum("...qd,...kd->...qk", q, k) / np.sqrt(q.shape[-1]).astype(q.dtype)
     if mask is not None:
         scores = np.where(mask, scores, np.array(-np.inf, dtype=q.dtype))
     weights = numpy_softmax(scores)
     return np.einsum("...qk,...kd->...qd", weights, v), weights
 '''
-NUMPY_FLOAT64 = '''def numpy_softmax(x, axis=-1):
-    m = np.max(x, axis=axis, keepdims=True)
-    e = np.exp(x - np.where(np.isfinite(m), m, 0))
-    total = e.sum(axis=axis, keepdims=True)
-    return e / np.where(total > 0, total, 1)
-
-
-def numpy_attention(q, k, v, mask=None):
+NUMPY_FLOAT64 = NUMPY_SOFTMAX + '''def numpy_attention(q, k, v, mask=None):
     q64, k64, v64 = (a.astype(np.float64) for a in (q, k, v))
     scores = (q64 / np.sqrt(q.shape[-1])) @ np.swapaxes(k64, -1, -2)
     if mask is not None:
@@ -266,6 +260,8 @@ HONEST = [
     Variant("helper-module-wrapped", solve_with("softmax", "import helpers\n\n\ndef softmax(x, dim=-1, "
                                                 "temperature=1.0):\n    return helpers.stable_softmax(x, dim, "
                                                 "temperature)\n"), {"helpers.py": HELPERS_MODULE}),
+    Variant("helper-same-name", solve_with("softmax", "from helpers import softmax\n"),
+            {"helpers.py": HELPERS_MODULE + "\n\nsoftmax = stable_softmax\n"}),
     Variant("helper-package", solve_with("attention_entropy", "from mylib.entropy import entropy\n\n\n"
                                          "def attention_entropy(weights):\n    return entropy(weights)\n"),
             {"mylib/__init__.py": "", "mylib/entropy.py": PACKAGE_MODULE}),
