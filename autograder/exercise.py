@@ -8,7 +8,7 @@ may not call, which common mistakes to recognise, and the hint ladder.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Callable
 
 import torch
@@ -25,13 +25,26 @@ class Case:
     """One call of the learner's code: ``fn(*args, **kwargs)``.
 
     For a module exercise, ``init`` holds the constructor's arguments and ``args`` /
-    ``kwargs`` those of ``forward``.
+    ``kwargs`` those of ``forward``; the module runs in eval mode, or with ``training`` in
+    training mode, its dropout masks fixed by ``seed`` (:mod:`autograder.harness.dropout`).
+    ``rule``, when set, is the requirement stated in the notebook that this case enforces,
+    in plain words: a failure of the case quotes it.
     """
 
     label: str
     args: tuple = ()
     kwargs: dict[str, Any] = field(default_factory=dict)
     init: tuple = ()
+    training: bool = False
+    seed: int = 0
+    rule: str = ""
+
+
+DROPOUT_IN_EVAL = ("in eval mode (module.eval()) dropout does nothing, whatever its probability: use nn.Dropout, "
+                   "which follows the module's mode, not a dropout that always drops.")
+DROPOUT_IN_TRAINING = ("in training mode (module.train(), dropout active) your output must equal the course's: apply "
+                       "dropout with nn.Dropout exactly where the notebook says, and only there. The check seeds the "
+                       "random generator as for the course's module, so the same places draw the same masks.")
 
 
 @dataclass(frozen=True)
@@ -52,6 +65,15 @@ class CaseContext:
     def rand_mask(self, *shape: int, keep: float = 0.6) -> torch.Tensor:
         """Boolean mask with about ``keep`` of the entries True."""
         return (torch.rand(*shape, generator=self.generator) < keep).to(self.device)
+
+
+def with_dropout(case: Case, ctx: CaseContext) -> list[Case]:
+    """``case``, whose ``init`` sets a dropout probability above 0, in eval mode (where dropout must change
+    nothing) and in training mode with masks fixed by a seed drawn from ``ctx`` (where it must drop what the
+    reference drops)."""
+    seed = int(ctx.randint(0, 2**31 - 1, 1).item())
+    return [replace(case, label=f"{case.label}, eval mode", rule=DROPOUT_IN_EVAL),
+            replace(case, label=f"{case.label}, training mode", training=True, seed=seed, rule=DROPOUT_IN_TRAINING)]
 
 
 @dataclass(frozen=True)

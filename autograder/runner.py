@@ -21,6 +21,7 @@ from torch import nn
 from autograder.compare import Mismatch, compare
 from autograder.exercise import Case, CaseContext, Exercise, Mistake
 from autograder.harness.calls import Produced, clone, function_output, module_output
+from autograder.harness.dropout import train_with_fixed_masks
 from autograder.harness.weights import gradients_by_name
 
 # Failures where the learner's output exists and can be compared with a known mistake's.
@@ -29,7 +30,8 @@ DIAGNOSABLE_STAGES = ("shape", "values", "nan")
 
 @dataclass(frozen=True)
 class CaseOutcome:
-    """The verdict on one case at one dtype and device; ``hidden`` marks the instructor's hidden cases."""
+    """The verdict on one case at one dtype and device; ``hidden`` marks the instructor's hidden cases,
+    ``training`` a module case run in training mode, ``rule`` the stated requirement the case enforces."""
 
     case: str
     device: str
@@ -37,6 +39,8 @@ class CaseOutcome:
     mismatch: Mismatch | None = None
     matching_mistakes: tuple[str, ...] = ()
     hidden: bool = False
+    training: bool = False
+    rule: str = ""
 
     @property
     def passed(self) -> bool:
@@ -61,7 +65,7 @@ class PreparedCase:
     def outcome(self, mismatch: Mismatch | None = None, matching_mistakes: tuple[str, ...] = ()) -> CaseOutcome:
         """The verdict on this case."""
         return CaseOutcome(self.case.label, str(self.context.device), str(self.context.dtype).replace("torch.", ""),
-                           mismatch, matching_mistakes, self.hidden)
+                           mismatch, matching_mistakes, self.hidden, self.case.training, self.case.rule)
 
 
 def available_devices() -> list[torch.device]:
@@ -98,6 +102,8 @@ def _prepare(exercise: Exercise, case: Case, context: CaseContext, seed: int, hi
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         reference = exercise.reference(*case.init).to(context.device, context.dtype).eval()
+    if case.training:
+        train_with_fixed_masks(reference, case.seed, context.device)
     expected = reference(*clone(case.args), **clone(case.kwargs))
     return PreparedCase(case, context, expected, hidden, reference, gradients_by_name(reference, expected))
 
@@ -108,7 +114,7 @@ def produce(exercise: Exercise, learner: Any, prepared: PreparedCase) -> Produce
     if exercise.kind == "module":
         weights = {name: tensor.detach().clone() for name, tensor in prepared.reference.state_dict().items()}
         return module_output(learner, case.init, weights, clone(case.args), clone(case.kwargs),
-                             context.device, context.dtype, exercise.forbidden)
+                             context.device, context.dtype, exercise.forbidden, case.training, case.seed)
     return function_output(learner, clone(case.args), clone(case.kwargs), exercise.forbidden)
 
 
@@ -133,8 +139,11 @@ def judge(exercise: Exercise, prepared: PreparedCase, produced: Produced) -> Cas
 
 
 def _matching_mistakes(exercise: Exercise, prepared: PreparedCase, actual: Any) -> tuple[str, ...]:
-    """The names of the known mistakes whose output on this case equals the learner's."""
+    """The names of the known mistakes whose output on this case equals the learner's (none in training
+    mode: the mistakes are defined in eval mode, and would draw other dropout masks)."""
     case = prepared.case
+    if case.training:
+        return ()
     leading = (prepared.reference,) if exercise.kind == "module" else ()
     names = []
     for mistake in exercise.mistakes:
@@ -162,7 +171,7 @@ class ExerciseRun:
 def diagnose(exercise: Exercise, outcomes: list[CaseOutcome]) -> Mistake | None:
     """The known mistake that explains the failures: the first that matches every failed
     case it could be compared on, else the first match of the first such case."""
-    compared = [o for o in outcomes if o.mismatch and o.mismatch.stage in DIAGNOSABLE_STAGES]
+    compared = [o for o in outcomes if o.mismatch and o.mismatch.stage in DIAGNOSABLE_STAGES and not o.training]
     if not compared:
         return None
     for mistake in exercise.mistakes:

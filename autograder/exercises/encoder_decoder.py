@@ -12,7 +12,7 @@ import torch
 from torch import Tensor
 
 import tfcourse.np as tnp
-from autograder.exercise import Case, CaseContext, Exercise, Mistake
+from autograder.exercise import Case, CaseContext, Exercise, Mistake, with_dropout
 from tfcourse import encoder_decoder as ref
 from tfcourse.layers import ResidualConnection
 
@@ -216,6 +216,9 @@ def encoder_layer_cases(ctx: CaseContext, hidden: bool) -> list[Case]:
     for norm_first in (False, True):
         cases.append(Case(f"{_arrangement(norm_first)}, padding mask", (ctx.randn(2, 6, 16),),
                           {"mask": _padding(ctx, 2, 6)}, init=(16, 4, 32, 0.0, norm_first)))
+    for norm_first in (False, True):
+        cases += with_dropout(Case(f"{_arrangement(norm_first)}, padding mask, dropout 0.2", (ctx.randn(2, 6, 16),),
+                                   {"mask": _padding(ctx, 2, 6)}, init=(16, 4, 32, 0.2, norm_first)), ctx)
     return cases
 
 
@@ -287,16 +290,18 @@ def decoder_layer_cases(ctx: CaseContext, hidden: bool) -> list[Case]:
         cases.append(Case(label, (ctx.randn(batch, tgt_len, d_model), ctx.randn(batch, src_len, d_model)),
                           init=(d_model, heads, d_ff, 0.0, norm_first)))
 
-    def masked(label: str, norm_first: bool, tgt: bool, memory: bool) -> Case:
+    def masked(label: str, norm_first: bool, tgt: bool, memory: bool, dropout: float = 0.0) -> Case:
         masks = {"tgt_mask": _causal(ctx, 5)} if tgt else {}
         if memory:
             masks["memory_mask"] = _padding(ctx, 2, 7)
         return Case(f"{_arrangement(norm_first)}, {label}", (ctx.randn(2, 5, 16), ctx.randn(2, 7, 16)), masks,
-                    init=(16, 4, 32, 0.0, norm_first))
+                    init=(16, 4, 32, dropout, norm_first))
 
-    return cases + [masked("causal tgt_mask", False, tgt=True, memory=False),
-                    masked("memory padding mask", True, tgt=False, memory=True),
-                    masked("causal tgt_mask and memory padding mask", True, tgt=True, memory=True)]
+    cases += [masked("causal tgt_mask", False, tgt=True, memory=False),
+              masked("memory padding mask", True, tgt=False, memory=True),
+              masked("causal tgt_mask and memory padding mask", True, tgt=True, memory=True)]
+    return cases + [c for norm_first in (False, True) for c in with_dropout(
+        masked("both masks, dropout 0.2", norm_first, tgt=True, memory=True, dropout=0.2), ctx)]
 
 
 def _decoder_layer_variant(use_tgt_mask: bool = True, use_memory_mask: bool = True, cross_reads_memory: bool = True,
@@ -363,7 +368,8 @@ def encoder_cases(ctx: CaseContext, hidden: bool) -> list[Case]:
         masks = {"mask": _padding(ctx, 2, 5)} if mask else {}
         label = f"{n_layers} {_arrangement(norm_first)} layers" + (", padding mask" if mask else "")
         cases.append(Case(label, (ctx.randn(2, 5, 16),), masks, init=(n_layers, 16, 4, 32, 0.0, norm_first)))
-    return cases
+    return cases + with_dropout(Case("2 pre-LN layers, padding mask, dropout 0.2", (ctx.randn(2, 5, 16),),
+                                     {"mask": _padding(ctx, 2, 5)}, init=(2, 16, 4, 32, 0.2, True)), ctx)
 
 
 def decoder_cases(ctx: CaseContext, hidden: bool) -> list[Case]:
@@ -373,7 +379,10 @@ def decoder_cases(ctx: CaseContext, hidden: bool) -> list[Case]:
         label = f"{n_layers} {_arrangement(norm_first)} layers" + (", causal and memory masks" if mask else "")
         cases.append(Case(label, (ctx.randn(2, 4, 16), ctx.randn(2, 6, 16)), masks,
                           init=(n_layers, 16, 4, 32, 0.0, norm_first)))
-    return cases
+    masks = {"tgt_mask": _causal(ctx, 4), "memory_mask": _padding(ctx, 2, 6)}
+    return cases + with_dropout(Case("2 post-LN layers, causal and memory masks, dropout 0.2",
+                                     (ctx.randn(2, 4, 16), ctx.randn(2, 6, 16)), masks,
+                                     init=(2, 16, 4, 32, 0.2, False)), ctx)
 
 
 def _stack_variant(final_norm: bool = True, pass_masks: bool = True, chain: bool = True, repeat_last: bool = False):

@@ -10,7 +10,7 @@ import torch.nn.functional as F
 from torch import nn
 
 import tfcourse.np as tnp
-from autograder.exercise import Case, CaseContext, Exercise, Mistake
+from autograder.exercise import Case, CaseContext, Exercise, Mistake, with_dropout
 from tfcourse import layers
 
 LESSON = "04-ffn-norm"
@@ -79,8 +79,10 @@ def _ffn_sizes(hidden: bool) -> list[tuple[int, int, int, int]]:
 def feed_forward_cases(ctx: CaseContext, hidden: bool) -> list[Case]:
     cases = [Case(f"relu, x ({b}, {n}, {d}), d_ff {f}", (ctx.randn(b, n, d),), init=(d, f))
              for b, n, d, f in _ffn_sizes(hidden)]
-    return cases + [Case("gelu, x (2, 4, 8), d_ff 32", (ctx.randn(2, 4, 8),), init=(8, 32, "gelu")),
-                    Case("relu, 2-D x (5, 8), d_ff 16", (ctx.randn(5, 8),), init=(8, 16))]
+    cases += [Case("gelu, x (2, 4, 8), d_ff 32", (ctx.randn(2, 4, 8),), init=(8, 32, "gelu")),
+              Case("relu, 2-D x (5, 8), d_ff 16", (ctx.randn(5, 8),), init=(8, 16))]
+    return cases + with_dropout(Case("gelu, x (2, 5, 8), d_ff 24, dropout 0.3", (ctx.randn(2, 5, 8),),
+                                     init=(8, 24, "gelu", 0.3)), ctx)
 
 
 FEED_FORWARD = Exercise(
@@ -209,19 +211,26 @@ def _norm_cases(ctx: CaseContext, hidden: bool, with_bias: bool) -> list[Case]:
 
 
 def layer_norm_cases(ctx: CaseContext, hidden: bool) -> list[Case]:
-    return _norm_cases(ctx, hidden, with_bias=True)
+    # Far from the origin, mean(x^2) - mean(x)^2 cancels catastrophically (see docs/grading.md).
+    far = Case("a large mean (300) and a spread of 1",
+               (300.0 + ctx.randn(2, 3, 8), 1.0 + ctx.randn(8, scale=0.5), ctx.randn(8, scale=0.5)))
+    return _norm_cases(ctx, hidden, with_bias=True) + [far]
 
 
 def rms_norm_cases(ctx: CaseContext, hidden: bool) -> list[Case]:
     return _norm_cases(ctx, hidden, with_bias=False)
 
 
-def _wrong_layer_norm(over_batch: bool = False, unbiased: bool = False, eps_outside: bool = False):
-    """A wrong LayerNorm: statistics per feature over the batch (BatchNorm), unbiased variance, or eps outside."""
+def _wrong_layer_norm(over_batch: bool = False, unbiased: bool = False, eps_outside: bool = False,
+                      one_pass: bool = False):
+    """A wrong LayerNorm: statistics per feature over the batch (BatchNorm), unbiased variance, eps outside, or
+    the variance as mean(x^2) - mean(x)^2."""
     def layer_norm(x, weight, bias, eps=1e-5):
         dims = tuple(range(x.dim() - 1)) if over_batch else (-1,)
         mean = x.mean(dim=dims, keepdim=True)
         var = x.var(dim=dims, keepdim=True, correction=int(unbiased))
+        if one_pass:
+            var = (x * x).mean(dim=dims, keepdim=True) - mean * mean
         std = var.sqrt() + eps if eps_outside else (var + eps).sqrt()
         return (x - mean) / std * weight + bias
     return layer_norm
@@ -236,6 +245,9 @@ LAYER_NORM_MISTAKES = (
     Mistake("statistics over the batch (BatchNorm)", _wrong_layer_norm(over_batch=True),
             "each feature is normalised over the batch, as BatchNorm does. LayerNorm normalises each vector "
             "over its own last dimension: mean(dim=-1, keepdim=True)."),
+    Mistake("variance as mean(x^2) - mean(x)^2", _wrong_layer_norm(one_pass=True),
+            "mean(x^2) - mean(x)^2 subtracts two nearly equal large numbers when the mean is large compared with "
+            "the spread, and loses the digits of the variance. Centre first: mean((x - mean)^2)."),
 )
 
 LAYER_NORM = Exercise(
@@ -336,9 +348,12 @@ def _sublayer(ctx: CaseContext, d_model: int) -> nn.Module:
 
 def residual_cases(ctx: CaseContext, hidden: bool) -> list[Case]:
     sizes = [(1, 1, 4), (3, 6, 10)] if hidden else [(2, 5, 8), (1, 3, 16)]
-    return [Case(f"{'pre' if norm_first else 'post'}-LN, x ({b}, {n}, {d})", (ctx.randn(b, n, d), _sublayer(ctx, d)),
-                 init=(d, 0.0, norm_first))
-            for norm_first in (True, False) for b, n, d in sizes]
+    def case(norm_first: bool, b: int, n: int, d: int, dropout: float = 0.0) -> Case:
+        label = f"{'pre' if norm_first else 'post'}-LN, x ({b}, {n}, {d})" + (f", dropout {dropout}" if dropout else "")
+        return Case(label, (ctx.randn(b, n, d), _sublayer(ctx, d)), init=(d, dropout, norm_first))
+
+    cases = [case(norm_first, *size) for norm_first in (True, False) for size in sizes]
+    return cases + [c for norm_first in (True, False) for c in with_dropout(case(norm_first, 2, 4, 8, 0.3), ctx)]
 
 
 def _wrong_residual(pre: bool | None = None, residual: bool = True, from_normalised: bool = False):

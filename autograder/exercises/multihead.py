@@ -8,7 +8,7 @@ import numpy as np
 import torch
 
 import tfcourse.np as tnp
-from autograder.exercise import Case, CaseContext, Exercise, Mistake
+from autograder.exercise import Case, CaseContext, Exercise, Mistake, with_dropout
 from tfcourse import masks, multihead
 from tfcourse.attention import scaled_dot_product_attention
 
@@ -142,10 +142,12 @@ def mha_cases(ctx: CaseContext, hidden: bool) -> list[Case]:
     keep = ctx.rand_mask(2, 1, 1, 6, keep=0.7)
     keep[..., 0] = True
     causal = torch.ones(4, 4, dtype=torch.bool, device=ctx.device).tril()
-    return cases + [
+    cases += [
         Case("cross-attention with padding mask", (x, memory, memory), {"mask": keep}, init=(16, 4)),
         Case("causal self-attention", (x, x, x), {"mask": causal}, init=(16, 2)),
     ]
+    return cases + with_dropout(Case("cross-attention with padding mask, dropout 0.3", (x, memory, memory),
+                                     {"mask": keep}, init=(16, 4, 0.3)), ctx)
 
 
 def _mha_variant(split=multihead.split_heads, scale: bool = True, project_out: bool = True):
@@ -179,8 +181,10 @@ MULTI_HEAD_ATTENTION = Exercise(
                 "the merged heads must go through out_proj."),
     ),
     hints=("Project: q = split_heads(self.q_proj(query), n_heads), and the same for k and v.",
-           "Attend per head with your scaled_dot_product_attention (d_k is d_head), then merge_heads.",
-           "Finish with self.out_proj; return (output, weights) with weights of shape (B, heads, Lq, Lk)."),
+           "Attend per head: _, weights = scaled_dot_product_attention(q, k, v, mask) (d_k is d_head); the "
+           "heads' outputs are self.dropout(weights) @ v, with self.dropout = nn.Dropout(dropout).",
+           "merge_heads, then self.out_proj; return (output, weights), the weights before dropout, of shape "
+           "(B, heads, Lq, Lk)."),
     difficulty=3,
     minutes=30,
 )
@@ -196,7 +200,8 @@ def numpy_mha_cases(ctx: CaseContext, hidden: bool) -> list[Case]:
         mask = torch.ones(seq, seq, dtype=torch.bool).tril()
         cases.append(Case(f"d_model {d_model}, {heads} heads, causal", (ctx.randn(batch, seq, d_model), *weights,
                                                                         heads), {"mask": mask.numpy()}))
-    return cases
+    weights = tuple(ctx.randn(8, 8, scale=8 ** -0.5) for _ in range(4))
+    return cases + [Case("d_model 8, 4 heads, no mask", (ctx.randn(2, 3, 8), *weights, 4))]
 
 
 def _numpy_mha_without_out(x, w_q, w_k, w_v, w_o, n_heads, mask=None):

@@ -10,7 +10,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from autograder.exercise import Case, CaseContext, Exercise, Mistake
-from autograder.harness.casedata import BigramLogits
+from autograder.harness.casedata import BigramLogits, PositionalBigramLogits
 from tfcourse import generation, training
 from tfcourse.attention import scaled_dot_product_attention, softmax
 from tfcourse.layers import gelu, layer_norm
@@ -373,32 +373,86 @@ def _greedy_trap(ctx: CaseContext) -> BigramLogits:
     return BigramLogits(probs.clamp_min(1e-4).log().to(ctx.device, ctx.dtype))
 
 
+def _bigram(ctx: CaseContext, vocab: int, rows: dict[int, dict[int, float]]) -> BigramLogits:
+    """A bigram model given by next-token probabilities: ``rows[a][b]`` for the transitions that matter, 0.001
+    for every other one (the search's log-softmax renormalises each row)."""
+    probs = torch.full((vocab, vocab), 1e-3, dtype=torch.float64)
+    for token, row in rows.items():
+        for following, p in row.items():
+            probs[token, following] = p
+    return BigramLogits(probs.log().to(ctx.device, ctx.dtype))
+
+
+def _search(width: int, new: int, eos_id: int | None = None, penalty: float = 1.0) -> dict:
+    return {"beam_width": width, "max_new_tokens": new, "eos_id": eos_id, "length_penalty": penalty}
+
+
+def _rule_case(ctx: CaseContext, label: str, rule: str, vocab: int, rows: dict[int, dict[int, float]],
+               prefix: list[int], new: int, width: int = 2) -> Case:
+    """A case where breaking one rule of the notebook's beam search changes the answer: EOS is the last token,
+    length_penalty 1."""
+    step, ids = _bigram(ctx, vocab, rows), torch.tensor(prefix, device=ctx.device)
+    return Case(label, (step, ids), _search(width, new, vocab - 1, 1.0), rule=rule)
+
+
+def beam_rule_cases(ctx: CaseContext) -> list[Case]:
+    """One case per rule of the notebook's beam search (rules 2 to 6), each built so that the search that
+    breaks the rule returns another sequence. Token 0 starts every prefix; the last token is EOS."""
+    return [
+        _rule_case(ctx, "2 * beam_width candidates", "rule 2: take the 2 * beam_width best candidates, so that "
+                   "when an EOS among the first ones finishes, beam_width beams still go on.",
+                   7, {0: {1: .5, 2: .4}, 1: {6: .5, 3: .45}, 2: {4: .55, 3: .4}, 4: {5: .99}, 5: {5: .99}}, [0], 5),
+        _rule_case(ctx, "an EOS ranked beam_width or lower", "rule 3: only an EOS candidate ranked below "
+                   "beam_width (0-based) finishes; an EOS ranked lower is dropped.",
+                   7, {0: {1: .5, 2: .4}, 1: {3: .5, 6: .45}, 2: {6: .6, 3: .35},
+                       3: {4: .3, 5: .28, 1: .2, 2: .17, 6: .04}, 4: {4: .99}, 5: {5: .99}}, [0], 6),
+        _rule_case(ctx, "no more than beam_width beams", "rule 3: stop walking the candidates once beam_width "
+                   "beams are extended: there are never more than beam_width live beams.",
+                   6, {0: {1: .4, 2: .35, 3: .2}, 1: {5: .35, 2: .3, 1: .2, 0: .1}, 2: {5: .3, 1: .4, 0: .2, 2: .06},
+                       3: {4: .99}, 4: {4: .99}}, [0], 4),
+        _rule_case(ctx, "beam_width finished kept, early stop", "rules 4 and 5: keep only the beam_width best "
+                   "finished sequences, and stop as soon as beam_width have finished and the best live score / "
+                   "L^length_penalty is not above the worst of them.",
+                   6, {0: {1: .55, 5: .2, 2: .15}, 1: {5: .5, 3: .2, 2: .1}, 2: {5: .9}, 3: {4: .99}, 4: {4: .99}},
+                   [0], 6),
+        _rule_case(ctx, "no stop while a live beam is better", "rule 5: stop early only when beam_width have "
+                   "finished and the best live beam's score / L^length_penalty (normalised like the finished ones) "
+                   "is not above the worst finished one.",
+                   7, {0: {6: .4, 1: .35, 2: .2}, 1: {6: .5, 3: .45}, 2: {4: .95}, 4: {5: .99}, 5: {5: .99}}, [0], 6),
+        _rule_case(ctx, "early stop against the worst finished", "rule 5: the best live beam is compared with the "
+                   "worst of the beam_width finished sequences, the last of them once they are sorted best first.",
+                   6, {0: {5: .3, 1: .25, 2: .2, 3: .15}, 1: {5: .9}, 2: {5: .9}, 3: {4: .8}, 4: {4: .99}}, [0], 6,
+                   width=3),
+        _rule_case(ctx, "L counts generated tokens, live beams join", "L is the number of generated tokens (the "
+                   "prefix does not count), and after the last step (rule 6) the live beams join the finished ones "
+                   "with score / max_new_tokens^length_penalty.",
+                   6, {0: {5: .5, 1: .4, 2: .06}, 1: {3: .7, 2: .2}, 2: {2: .9}, 3: {3: .8, 2: .15}}, [3, 3, 0], 4),
+    ]
+
+
 def beam_cases(ctx: CaseContext, hidden: bool) -> list[Case]:
     vocab = 7 if hidden else 6
     eos = vocab - 1
 
-    def model(eos_bias: float = 0.0) -> BigramLogits:
-        table = ctx.randn(vocab, vocab, scale=2.5)
-        table[:, eos] += eos_bias
-        return BigramLogits(table)
+    def model(eos_bias: float = 0.0) -> PositionalBigramLogits:
+        table = ctx.randn(12, vocab, vocab, scale=2.5)
+        table[..., eos] += eos_bias
+        return PositionalBigramLogits(table)
 
     def prefix(length: int) -> Tensor:
         return ctx.randint(0, eos, length)
 
-    def search(width: int, new: int, eos_id: int | None = None, penalty: float = 1.0) -> dict:
-        return {"beam_width": width, "max_new_tokens": new, "eos_id": eos_id, "length_penalty": penalty}
-
     return [
         Case("a prefix where greedy loses", (_greedy_trap(ctx), torch.zeros(1, dtype=torch.long, device=ctx.device)),
-             search(2, 2)),
-        Case("width 3, no EOS", (model(), prefix(2)), search(3, 4)),
-        Case("width 1 is greedy", (model(), prefix(1)), search(1, 5)),
-        Case("one new token", (model(), prefix(3)), search(3, 1)),
-        Case("EOS, length_penalty 1", (model(1.0), prefix(2)), search(3, 8, eos, 1.0)),
-        Case("EOS, length_penalty 0", (model(1.0), prefix(2)), search(3, 8, eos, 0.0)),
-        Case("EOS, length_penalty 2", (model(0.5), prefix(1)), search(4, 8, eos, 2.0)),
-        Case("EOS likely from the start", (model(2.0), prefix(2)), search(2, 6, eos, 1.0)),
-    ]
+             _search(2, 2)),
+        Case("width 3, no EOS", (model(), prefix(2)), _search(3, 4)),
+        Case("width 1 is greedy", (model(), prefix(1)), _search(1, 5)),
+        Case("one new token", (model(), prefix(3)), _search(3, 1)),
+        Case("EOS, length_penalty 1", (model(1.0), prefix(2)), _search(3, 8, eos, 1.0)),
+        Case("EOS, length_penalty 0", (model(1.0), prefix(2)), _search(3, 8, eos, 0.0)),
+        Case("EOS, length_penalty 2", (model(0.5), prefix(1)), _search(4, 8, eos, 2.0)),
+        Case("EOS likely from the start", (model(2.0), prefix(2)), _search(2, 6, eos, 1.0)),
+    ] + beam_rule_cases(ctx)
 
 
 def _beam_variant(**override):

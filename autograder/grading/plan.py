@@ -214,7 +214,8 @@ def _case_input(prepared: PreparedCase) -> CaseInput:
     weights = None
     if prepared.reference is not None:
         weights = {name: tensor.detach().clone() for name, tensor in prepared.reference.state_dict().items()}
-    return CaseInput(case.args, case.kwargs, context.device, context.dtype, case.init, weights)
+    return CaseInput(case.args, case.kwargs, context.device, context.dtype, case.init, weights, case.training,
+                     case.seed)
 
 
 def _check_calls(source: str) -> list[tuple[str, str, bool, bool]]:

@@ -15,6 +15,7 @@ from typing import Any, Callable
 
 import torch
 
+from autograder.harness.dropout import train_with_fixed_masks
 from autograder.harness.forbidden import COURSE_PACKAGES, ForbiddenAPIUsed, forbidden_calls
 from autograder.harness.inputs import changed_input
 from autograder.harness.mismatch import Mismatch
@@ -88,12 +89,18 @@ def function_output(fn: Callable, args: tuple, kwargs: dict, forbidden: tuple[st
 
 
 def module_output(cls: Callable, init: tuple, weights: dict[str, torch.Tensor], args: tuple, kwargs: dict,
-                  device: torch.device, dtype: torch.dtype, forbidden: tuple[str, ...]) -> Produced:
+                  device: torch.device, dtype: torch.dtype, forbidden: tuple[str, ...], training: bool = False,
+                  seed: int = 0) -> Produced:
     """Build ``cls(*init)``, load ``weights`` by member name, run ``forward(*args, **kwargs)``,
-    and take the gradients of :func:`~autograder.harness.weights.gradients_by_name`."""
+    and take the gradients of :func:`~autograder.harness.weights.gradients_by_name`.
+
+    The module runs in eval mode, or with ``training`` in training mode with the dropout masks that
+    ``seed`` fixes (:func:`~autograder.harness.dropout.train_with_fixed_masks`)."""
     module, failure = call_guarded(lambda: cls(*init), forbidden)
     if failure is None:
         module, failure = load_weights_by_name(module, weights, device, dtype)
+    if failure is None and training:
+        module, failure = call_guarded(lambda: train_with_fixed_masks(module, seed, device), forbidden)
     if failure is None:
         output, failure = call_keeping_inputs(module, args, kwargs, forbidden)
     if failure:
