@@ -122,17 +122,18 @@ class _TreeReader:
             names = sorted(entry.name for entry in entries if not _ignored(entry.name, self.limits.ignore))
         for name in [name for name in first if name in names] + [name for name in names if name not in first]:
             try:
-                self._read_entry(fd, name, prefix + name, depth)
+                self._read_entry(fd, name, prefix + name, depth, name in first)
             except OSError as error:  # UntrustedFileError says why; another (permissions, say) gives its reason
                 self.contents.refused[prefix + name] = _reason(prefix + name, error)
 
-    def _read_entry(self, fd: int, name: str, path: str, depth: int) -> None:
+    def _read_entry(self, fd: int, name: str, path: str, depth: int, must_be_file: bool) -> None:
+        """Read the file, or the folder's files; a name of ``first`` must be a file (a folder is refused)."""
         limits = self.limits
         self.seen += 1
         if self.seen > limits.entries:
             raise UntrustedFileError(f"{shown(path)} was not read: a folder may hold {limits.entries} files and "
                                      "folders in all")
-        if stat.S_ISDIR(os.stat(name, dir_fd=fd, follow_symlinks=False).st_mode):
+        if not must_be_file and stat.S_ISDIR(os.stat(name, dir_fd=fd, follow_symlinks=False).st_mode):
             if depth + 1 >= limits.depth:
                 raise UntrustedFileError(f"{shown(path)} is nested {limits.depth} folders deep; it was not read")
             with open_folder_at(fd, name, path) as child:
