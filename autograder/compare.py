@@ -2,6 +2,10 @@
 
 The stages run in order and the first that fails is reported, with a sentence that says
 how to fix it: type -> length -> shape -> dtype -> device -> NaN/inf -> values.
+
+A tolerance is one ``(atol, rtol)`` pair for every floating value, or a tree shaped like the
+expected answer (lists for its sequences, dicts for its dicts) with a pair at each floating
+leaf, as :func:`autograder.tolerance.derive` makes it.
 """
 
 from __future__ import annotations
@@ -29,7 +33,12 @@ def _index(flat: int, shape: tuple[int, ...]) -> tuple[int, ...]:
     return tuple(int(i) for i in np.unravel_index(flat, shape)) if shape else ()
 
 
-def compare(actual: Any, expected: Any, tolerance: tuple[float, float], where: str = "the output") -> Mismatch | None:
+def _part(tolerance: Any, key: Any) -> Any:
+    """The tolerance of item ``key`` of a sequence or dict: its branch of a tree, else the one pair."""
+    return tolerance[key] if isinstance(tolerance, (list, dict)) else tolerance
+
+
+def compare(actual: Any, expected: Any, tolerance: Any, where: str = "the output") -> Mismatch | None:
     """``None`` when ``actual`` matches ``expected``, else the first failed stage."""
     if isinstance(expected, (tuple, list)) and not isinstance(expected, torch.Size):
         return _compare_sequences(actual, expected, tolerance, where)
@@ -55,7 +64,7 @@ def _compare_sequences(actual: Any, expected: tuple | list, tolerance, where: st
     if len(actual) != len(expected):
         return Mismatch("shape", f"{where} has {len(actual)} items but should have {len(expected)}.")
     for i, (a, e) in enumerate(zip(actual, expected)):
-        mismatch = compare(a, e, tolerance, f"{where}[{i}]")
+        mismatch = compare(a, e, _part(tolerance, i), f"{where}[{i}]")
         if mismatch:
             return mismatch
     return None
@@ -69,7 +78,7 @@ def _compare_dicts(actual: Any, expected: dict, tolerance, where: str) -> Mismat
         detail = f"missing keys {sorted(missing)[:5]}" if missing else f"unexpected keys {sorted(extra)[:5]}"
         return Mismatch("values", f"{where} has the wrong keys: {detail}.")
     for key in expected:
-        mismatch = compare(actual[key], expected[key], tolerance, f"{where}[{key!r}]")
+        mismatch = compare(actual[key], expected[key], _part(tolerance, key), f"{where}[{key!r}]")
         if mismatch:
             return mismatch
     return None
@@ -106,7 +115,7 @@ def _compare_exact(actual: torch.Tensor, expected: torch.Tensor, where: str) -> 
 
 
 def _compare_floats(actual: torch.Tensor, expected: torch.Tensor, tolerance, where: str) -> Mismatch | None:
-    atol, rtol = tolerance
+    atol, rtol = tolerance if tolerance is not None else (0.0, 0.0)
     bad = ~torch.isfinite(actual) & torch.isfinite(expected)
     if bad.any():
         first = _index(int(bad.flatten().nonzero()[0]), tuple(actual.shape))
@@ -130,5 +139,5 @@ def _compare_floats(actual: torch.Tensor, expected: torch.Tensor, tolerance, whe
         f"{where} has the right shape but wrong values in {int(wrong.sum())} of {wrong.numel()} entries. "
         f"First difference at index {first}: expected {expected[first].item():.6g}, got {actual[first].item():.6g}. "
         f"Largest absolute error {error.max().item():.3g} (at {worst}), "
-        f"largest relative error {relative.max().item():.3g}; allowed: atol={atol:g}, rtol={rtol:g}.",
+        f"largest relative error {relative.max().item():.3g}; allowed: atol={atol:.3g}, rtol={rtol:.3g}.",
     )

@@ -2,8 +2,9 @@
 
 An :class:`Exercise` says what the learner writes (a function or a module class), what
 it must agree with (the ``tfcourse`` reference), on which inputs (seeded case
-generators, a visible set and a hidden set), how closely (tolerances per dtype), what it
-may not call, which common mistakes to recognise, and the hint ladder.
+generators, a visible set and a hidden set), how closely (a tolerance each case derives
+from the reference's numerics, :mod:`autograder.tolerance`), what it may not call, which
+common mistakes to recognise, and the hint ladder.
 """
 
 from __future__ import annotations
@@ -12,13 +13,6 @@ from dataclasses import dataclass, field, replace
 from typing import Any, Callable
 
 import torch
-
-# Absolute and relative tolerance per dtype, for outputs compared with the reference.
-DEFAULT_TOLERANCES: dict[torch.dtype, tuple[float, float]] = {
-    torch.float64: (1e-9, 1e-7),
-    torch.float32: (1e-5, 1e-4),
-}
-
 
 @dataclass(frozen=True)
 class Case:
@@ -103,6 +97,10 @@ class Exercise:
     ``minutes`` (the time it takes, roughly) are the one source of the header line of its
     task cell and of nbgrader's points of its check cell in the solutions notebook:
     ``python -m autograder.headers`` writes them there (:mod:`autograder.headers`).
+
+    ``tolerances`` (``(atol, rtol)`` per dtype) replaces the tolerance each case derives from
+    the reference's numerics; an exercise sets it only with the reason written in
+    docs/grading.md ("How close is close enough").
     """
 
     name: str
@@ -117,5 +115,5 @@ class Exercise:
     mistakes: tuple[Mistake, ...] = ()
     hints: tuple[str, ...] = ()
     dtypes: tuple[torch.dtype, ...] = (torch.float64, torch.float32)
-    tolerances: dict[torch.dtype, tuple[float, float]] = field(default_factory=lambda: dict(DEFAULT_TOLERANCES))
+    tolerances: dict[torch.dtype, tuple[float, float]] | None = None
     numpy: bool = False

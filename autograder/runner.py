@@ -3,7 +3,8 @@
 Checking is split in three steps, so that grading can run the middle one in a sandbox:
 
 1. :func:`prepare_cases` (trusted): each case's inputs, and the reference's output on its
-   own copy of them (for a module, also the reference's weights and gradients);
+   own copy of them (for a module, also the reference's weights and gradients), with the
+   tolerance derived from the reference's numerics on them (:mod:`autograder.tolerance`);
 2. producing the learner's output on another copy, inside the forbidden-API tripwires
    (:mod:`autograder.harness.calls`; :meth:`ExerciseRun.run` does it in this process);
 3. :func:`judge` (trusted): the staged comparison; when the values are wrong, the
@@ -23,6 +24,7 @@ from autograder.exercise import Case, CaseContext, Exercise, Mistake
 from autograder.harness.calls import Produced, clone, function_output, module_output
 from autograder.harness.dropout import train_with_fixed_masks
 from autograder.harness.weights import gradients_by_name
+from autograder.tolerance import convert, derive, eps_of, scaled
 
 # Failures where the learner's output exists and can be compared with a known mistake's.
 DIAGNOSABLE_STAGES = ("shape", "values", "nan")
@@ -53,6 +55,8 @@ class PreparedCase:
 
     For a module exercise ``reference`` is the reference module (its weights are what the
     learner's module receives) and ``expected_gradients`` its gradients by parameter name.
+    ``tolerance`` and ``gradient_tolerance`` are how close the output and the gradients must
+    come (:func:`autograder.tolerance.derive`; ``None``: exactly, or the exercise's fixed ones).
     """
 
     case: Case
@@ -61,6 +65,8 @@ class PreparedCase:
     hidden: bool = False
     reference: nn.Module | None = None
     expected_gradients: dict[str, torch.Tensor] | None = None
+    tolerance: Any = None
+    gradient_tolerance: Any = None
 
     def outcome(self, mismatch: Mismatch | None = None, matching_mistakes: tuple[str, ...] = ()) -> CaseOutcome:
         """The verdict on this case."""
@@ -98,14 +104,33 @@ def _prepare(exercise: Exercise, case: Case, context: CaseContext, seed: int, hi
         if exercise.numpy:
             case = replace(case, args=_as_numpy(case.args))
         expected = exercise.reference(*clone(case.args), **clone(case.kwargs))
-        return PreparedCase(case, context, expected, hidden)
+        tolerance = _tolerance(exercise, context, expected, lambda fn: exercise.reference(
+            *convert(clone(case.args), fn), **convert(clone(case.kwargs), fn)))
+        return PreparedCase(case, context, expected, hidden, tolerance=tolerance)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         reference = exercise.reference(*case.init).to(context.device, context.dtype).eval()
     if case.training:
         train_with_fixed_masks(reference, case.seed, context.device)
     expected = reference(*clone(case.args), **clone(case.kwargs))
-    return PreparedCase(case, context, expected, hidden, reference, gradients_by_name(reference, expected))
+    gradients = gradients_by_name(reference, expected)
+
+    def answer(fn):
+        module = convert(reference, fn)
+        output = module(*convert(clone(case.args), fn), **convert(clone(case.kwargs), fn))
+        return output, gradients_by_name(module, output)
+    tolerance, gradient_tolerance = _tolerance(exercise, context, (expected, gradients), answer, ((1,),)) \
+        or (None, None)
+    return PreparedCase(case, context, expected, hidden, reference, gradients, tolerance, gradient_tolerance)
+
+
+def _tolerance(exercise: Exercise, context: CaseContext, expected: Any, answer, pooled: tuple = ()) -> Any:
+    """The exercise's fixed tolerance for this dtype where it has one, else the one derived from the
+    reference's numerics on this case (for a module: one for the output, one for the gradients)."""
+    fixed = (exercise.tolerances or {}).get(context.dtype)
+    if fixed is not None:
+        return (fixed, fixed) if exercise.kind == "module" else fixed
+    return derive(answer, expected, context.dtype, pooled)
 
 
 def produce(exercise: Exercise, learner: Any, prepared: PreparedCase) -> Produced:
@@ -123,8 +148,9 @@ def judge(exercise: Exercise, prepared: PreparedCase, produced: Produced) -> Cas
     mistakes whose output on this case equals the learner's."""
     if produced.failure:
         return prepared.outcome(produced.failure)
-    tolerance = exercise.tolerances[prepared.context.dtype]
-    mismatch = compare(produced.output, prepared.expected, tolerance)
+    tolerance = prepared.tolerance
+    mismatch = _with_precision_note(prepared, produced.output,
+                                    compare(produced.output, prepared.expected, tolerance))
     if mismatch and mismatch.stage in DIAGNOSABLE_STAGES:
         return prepared.outcome(mismatch, _matching_mistakes(exercise, prepared, produced.output))
     if mismatch:
@@ -133,9 +159,25 @@ def judge(exercise: Exercise, prepared: PreparedCase, produced: Produced) -> Cas
         if produced.gradients is None:
             return prepared.outcome(Mismatch("raises", "the gradients could not be taken through your module's "
                                                        "output: keep the computation in torch operations."))
-        return prepared.outcome(compare(produced.gradients, prepared.expected_gradients, tolerance,
-                                        where="the gradients"))
+        return prepared.outcome(compare(produced.gradients, prepared.expected_gradients,
+                                        prepared.gradient_tolerance, where="the gradients"))
     return prepared.outcome()
+
+
+def _with_precision_note(prepared: PreparedCase, actual: Any, mismatch: Mismatch | None) -> Mismatch | None:
+    """``mismatch``, saying so when a float64 answer is off by about float32's rounding (within the tolerance
+    scaled up to float32, and nearer that than float64's): some step of the learner's code may compute in float32,
+    or add a small constant."""
+    if mismatch is None or mismatch.stage != "values" or prepared.context.dtype != torch.float64:
+        return mismatch
+    ratio = eps_of(torch.float32) / eps_of(torch.float64)
+    if not _matches(actual, prepared.expected, scaled(prepared.tolerance, ratio)) or \
+            _matches(actual, prepared.expected, scaled(prepared.tolerance, ratio ** 0.5)):
+        return mismatch
+    return replace(mismatch, message=mismatch.message + " The error is about float32's rounding: does some step "
+                   "compute in float32 (a tensor made without dtype=x.dtype, such as torch.tensor(d_k), or a .float())? "
+                   "Keep every step in the inputs' dtype. A small constant added for safety (log(w + 1e-9)) shows up "
+                   "at this size too: guard with torch.where instead.")
 
 
 def _matching_mistakes(exercise: Exercise, prepared: PreparedCase, actual: Any) -> tuple[str, ...]:
@@ -152,7 +194,7 @@ def _matching_mistakes(exercise: Exercise, prepared: PreparedCase, actual: Any) 
                 wrong = mistake.variant(*leading, *clone(case.args), **clone(case.kwargs))
         except Exception:  # a variant may not apply to every input
             continue
-        if _matches(actual, wrong, exercise.tolerances[prepared.context.dtype]):
+        if _matches(actual, wrong, prepared.tolerance):
             names.append(mistake.name)
     return tuple(names)
 
@@ -181,7 +223,7 @@ def diagnose(exercise: Exercise, outcomes: list[CaseOutcome]) -> Mistake | None:
     return next((m for m in exercise.mistakes if m.name == first), None)
 
 
-def _matches(actual: Any, wrong: Any, tolerance: tuple[float, float]) -> bool:
+def _matches(actual: Any, wrong: Any, tolerance: Any) -> bool:
     try:
         return compare(actual, wrong, tolerance) is None
     except Exception:  # a variant's output of another structure than the learner's is simply no match
