@@ -120,3 +120,16 @@ def test_tfcourse_check_explains_a_corrupt_notebook(tmp_path):
     result = subprocess.run([sys.executable, "-m", "tfcourse.cli", "check", str(broken)], capture_output=True, text=True)
     assert result.returncode == 2
     assert "not a readable notebook" in result.stderr and "exercises/" in result.stderr
+
+
+@pytest.mark.slow
+def test_tfcourse_progress_grades_each_lesson_and_names_what_is_missing(tmp_path):
+    lesson = "02-attention"
+    (tmp_path / lesson).mkdir()
+    shutil.copy(solution_notebook(lesson), tmp_path / lesson / f"{lesson}.ipynb")
+    result = subprocess.run([sys.executable, "-m", "tfcourse.cli", "progress", "--dir", str(tmp_path), "--device", "cpu"],
+                            capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    lines = {line.split()[0]: line for line in result.stdout.splitlines()}
+    assert "9 / 9" in lines[lesson] and "5/5 exercises pass" in lines[lesson]
+    assert "no notebook at" in lines["01-embeddings"] and "9 / 9" in lines["total"]
