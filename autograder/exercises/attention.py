@@ -129,7 +129,16 @@ def sdpa_cases(ctx: CaseContext, hidden: bool) -> list[Case]:
         Case("padding mask (b, 1, 1, k_len)", (q, k, v), {"mask": padding}),
         Case("a fully masked query row", (q, k, v), {"mask": fully}),
         Case("values wider than keys", (q, k, ctx.randn(b, h, n, 7)), {"mask": causal}),
+        Case("more keys than queries, a mask per query (b, 1, q_len, k_len)",
+             (ctx.randn(b, h, 3, d), ctx.randn(b, h, 6, d), ctx.randn(b, h, 6, d)), {"mask": _per_query(ctx, b, 3, 6)}),
     ]
+
+
+def _per_query(ctx: CaseContext, batch: int, q_len: int, k_len: int) -> torch.Tensor:
+    """A ``(batch, 1, q_len, k_len)`` keep-mask that differs from query to query; key 0 is always visible."""
+    keep = ctx.rand_mask(batch, 1, q_len, k_len, keep=0.6)
+    keep[..., 0] = True
+    return keep
 
 
 def _attention_variant(scale: bool = True, softmax_dim: int = -1, invert: bool = False, after: bool = False):

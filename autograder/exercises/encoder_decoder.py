@@ -32,6 +32,19 @@ def _causal(ctx: CaseContext, length: int) -> Tensor:
     return torch.ones(length, length, dtype=torch.bool, device=ctx.device).tril()
 
 
+def _per_query(ctx: CaseContext, batch: int, q_len: int, k_len: int) -> Tensor:
+    """A ``(batch, 1, q_len, k_len)`` keep-mask that differs from query to query; key 0 is always visible."""
+    keep = ctx.rand_mask(batch, 1, q_len, k_len, keep=0.6)
+    keep[..., 0] = True
+    return keep
+
+
+MASK_PER_QUERY = ("`mask` broadcasts to (batch, heads, q_len, k_len): it may differ from query to query, "
+                  "(batch, 1, q_len, k_len), not only hide keys, (batch, 1, 1, k_len).")
+KEYS_FROM_MEMORY = ("the keys and values come from `memory`, whatever the lengths: also when q_len == k_len, "
+                    "memory is not x.")
+
+
 def _arrangement(norm_first: bool) -> str:
     return "pre-LN" if norm_first else "post-LN"
 
@@ -67,6 +80,21 @@ def numpy_cross_attention_cases(ctx: CaseContext, hidden: bool) -> list[Case]:
         label = f"decoder {(batch, q_len, d_model)}, memory {(batch, k_len, d_model)}, {heads} heads"
         masks = {"mask": _padding(ctx, batch, k_len).cpu().numpy()} if masked else {}
         cases.append(Case(label + (", memory padding mask" if masked else ""), (x, memory, *weights, heads), masks))
+    # A mask per query, (batch, 1, q_len, k_len), fails code that reshapes it to (batch, 1, 1, k_len); equal
+    # lengths fail code that tells the memory from x by its length.
+    (batch, q_len, k_len, d_model, heads), equal = ((3, 4, 2, 6, 3), (1, 5, 12, 4)) if hidden else \
+        ((2, 3, 5, 8, 2), (2, 4, 8, 2))
+    weights = tuple(ctx.randn(d_model, d_model, scale=d_model ** -0.5) for _ in range(4))
+    per_query = _per_query(ctx, batch, q_len, k_len).cpu().numpy()
+    cases.append(Case(f"decoder {(batch, q_len, d_model)}, memory {(batch, k_len, d_model)}, {heads} heads, "
+                      f"a mask per query {per_query.shape}",
+                      (ctx.randn(batch, q_len, d_model), ctx.randn(batch, k_len, d_model), *weights, heads),
+                      {"mask": per_query}, rule=MASK_PER_QUERY))
+    batch, length, d_model, heads = equal
+    weights = tuple(ctx.randn(d_model, d_model, scale=d_model ** -0.5) for _ in range(4))
+    cases.append(Case(f"decoder and memory of the same length {(batch, length, d_model)}, {heads} heads",
+                      (ctx.randn(batch, length, d_model), ctx.randn(batch, length, d_model), *weights, heads),
+                      rule=KEYS_FROM_MEMORY))
     return cases
 
 
@@ -170,6 +198,11 @@ def numpy_encoder_layer_cases(ctx: CaseContext, hidden: bool) -> list[Case]:
         label = f"x {(batch, seq, d_model)}, d_ff {d_ff}, {heads} heads" + (", padding mask" if masked else "")
         masks = {"mask": _padding(ctx, batch, seq).cpu().numpy()} if masked else {}
         cases.append(Case(label, (ctx.randn(batch, seq, d_model), _encoder_params(ctx, d_model, d_ff), heads), masks))
+    batch, seq, d_model, d_ff, heads = (1, 4, 6, 12, 2) if hidden else (2, 5, 8, 16, 2)
+    per_query = _per_query(ctx, batch, seq, seq).cpu().numpy()
+    cases.append(Case(f"x {(batch, seq, d_model)}, d_ff {d_ff}, {heads} heads, a mask per query {per_query.shape}",
+                      (ctx.randn(batch, seq, d_model), _encoder_params(ctx, d_model, d_ff), heads),
+                      {"mask": per_query}, rule=MASK_PER_QUERY))
     return cases
 
 
@@ -300,6 +333,12 @@ def decoder_layer_cases(ctx: CaseContext, hidden: bool) -> list[Case]:
     cases += [masked("causal tgt_mask", False, tgt=True, memory=False),
               masked("memory padding mask", True, tgt=False, memory=True),
               masked("causal tgt_mask and memory padding mask", True, tgt=True, memory=True)]
+    # x and memory of one length, and a tgt_mask per sequence and query (causal and padding, (B, 1, Lt, Lt)).
+    tgt_mask = _causal(ctx, 5) & _padding(ctx, 2, 5)
+    cases.append(Case("post-LN, x and memory of the same length (2, 5, 16), causal-and-padding tgt_mask "
+                      "(2, 1, 5, 5), memory padding mask", (ctx.randn(2, 5, 16), ctx.randn(2, 5, 16)),
+                      {"tgt_mask": tgt_mask, "memory_mask": _padding(ctx, 2, 5)}, init=(16, 4, 32, 0.0, False),
+                      rule=KEYS_FROM_MEMORY))
     return cases + [c for norm_first in (False, True) for c in with_dropout(
         masked("both masks, dropout 0.2", norm_first, tgt=True, memory=True, dropout=0.2), ctx)]
 

@@ -213,7 +213,9 @@ def _norm_cases(ctx: CaseContext, hidden: bool, with_bias: bool) -> list[Case]:
 def layer_norm_cases(ctx: CaseContext, hidden: bool) -> list[Case]:
     # Far from the origin, mean(x^2) - mean(x)^2 cancels catastrophically (see docs/grading.md).
     far = Case("a large mean (300) and a spread of 1",
-               (300.0 + ctx.randn(2, 3, 8), 1.0 + ctx.randn(8, scale=0.5), ctx.randn(8, scale=0.5)))
+               (300.0 + ctx.randn(2, 3, 8), 1.0 + ctx.randn(8, scale=0.5), ctx.randn(8, scale=0.5)),
+               rule="compute the variance as the mean of the squared deviations from the mean, mean((x - mean)^2): "
+                    "mean(x^2) - mean(x)^2 loses its digits when the mean is large next to the spread.")
     return _norm_cases(ctx, hidden, with_bias=True) + [far]
 
 

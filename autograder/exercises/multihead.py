@@ -142,9 +142,17 @@ def mha_cases(ctx: CaseContext, hidden: bool) -> list[Case]:
     keep = ctx.rand_mask(2, 1, 1, 6, keep=0.7)
     keep[..., 0] = True
     causal = torch.ones(4, 4, dtype=torch.bool, device=ctx.device).tril()
+    # Keys and values of the query's length but other tensors, and a mask per query: fail code that takes the
+    # keys from the query when the lengths agree, the values from the keys, or reshapes the mask to (B, 1, 1, Lk).
+    per_query = ctx.rand_mask(2, 1, 4, 4, keep=0.6)
+    per_query[..., 0] = True
     cases += [
         Case("cross-attention with padding mask", (x, memory, memory), {"mask": keep}, init=(16, 4)),
         Case("causal self-attention", (x, x, x), {"mask": causal}, init=(16, 2)),
+        Case("query, key and value all different, of one length, a mask per query (2, 1, 4, 4)",
+             (x, ctx.randn(2, 4, 16), ctx.randn(2, 4, 16)), {"mask": per_query}, init=(16, 4),
+             rule="query, key and value are three inputs (the keys come from `key`, the values from `value`, "
+                  "whatever their lengths), and `mask` may differ from query to query: (B, 1, Lq, Lk)."),
     ]
     return cases + with_dropout(Case("cross-attention with padding mask, dropout 0.3", (x, memory, memory),
                                      {"mask": keep}, init=(16, 4, 0.3)), ctx)

@@ -247,6 +247,19 @@ NUMPY_TOP_K_FILTER = Exercise(
 
 # --- top_p_filter -------------------------------------------------------------------------------
 
+MASS_REACHES_P = ("remove the token of rank r when the tokens ranked before it hold probability >= p, "
+                  "sum_{j<r} p_(j) >= p: a token whose predecessors hold exactly p is removed (>=, not >).")
+
+
+def _powers_of_two(ctx: CaseContext, exponents: list[float], rows: int = 2) -> Tensor:
+    """``rows`` rows of logits ``e * log 2`` for the ``exponents`` ``e``, each row in its own order (drawn from
+    ``ctx``). Their softmax is ``2^e / sum 2^e``: powers of two, exact in float32 and float64 however the sum
+    is ordered, so the mass before a token can equal p exactly."""
+    base = torch.tensor(exponents, dtype=torch.float64) * math.log(2)
+    shuffled = [base[torch.randperm(len(exponents), generator=ctx.generator)] for _ in range(rows)]
+    return torch.stack(shuffled).to(ctx.device, ctx.dtype)
+
+
 def top_p_cases(ctx: CaseContext, hidden: bool) -> list[Case]:
     sizes = [((5, 13), 0.75), ((1, 2, 20), 0.95)] if hidden else [((2, 10), 0.9), ((2, 3, 8), 0.5), ((4, 6), 1.0)]
     cases = [Case(f"logits {shape}, p={p}", (ctx.randn(*shape, scale=2.0), p)) for shape, p in sizes]
@@ -257,16 +270,24 @@ def top_p_cases(ctx: CaseContext, hidden: bool) -> list[Case]:
         Case("one token holds more than p", (dominant, 0.8)),
         Case("tiny p keeps only the top token", (ctx.randn(2, 8), 1e-3)),
         Case("-inf logits (after top-k)", (after_top_k, 0.7)),
+        Case("probabilities 1/2, 1/4, 1/4 and p=0.5: the mass before a token is exactly p",
+             (_powers_of_two(ctx, [1, 0, 0]), 0.5), rule=MASS_REACHES_P),
+        Case("probabilities 1/2, 1/4, 1/8, 1/8, 0 and p=0.75: the mass before a token is exactly p",
+             (_powers_of_two(ctx, [2, 1, 0, 0, -INF]), 0.75), rule=MASS_REACHES_P),
     ]
 
 
-def _top_p_variant(crossing_removed: bool = False, sort: bool = True, scatter: bool = True):
-    """A wrong nucleus filter: removes the token that reaches p, skips the sort, or forgets to unsort."""
+def _top_p_variant(crossing_removed: bool = False, sort: bool = True, scatter: bool = True, strict: bool = False):
+    """A wrong nucleus filter: removes the token that reaches p, skips the sort, forgets to unsort, or keeps a
+    token whose predecessors hold exactly p."""
     def top_p(logits, p):
         sorted_logits, order = torch.sort(logits, dim=-1, descending=True) if sort else (logits, None)
         probs = softmax(sorted_logits, dim=-1)
         cumulative = probs.cumsum(-1)
-        remove = cumulative > p if crossing_removed else cumulative - probs >= p
+        if crossing_removed:
+            remove = cumulative > p
+        else:
+            remove = cumulative - probs > p if strict else cumulative - probs >= p
         if sort and scatter:
             remove = torch.zeros_like(remove).scatter(-1, order, remove)
         return logits.masked_fill(remove, -INF)
@@ -291,6 +312,8 @@ TOP_P_FILTER = Exercise(
                 "torch.zeros_like(remove).scatter(-1, order, remove) before masking the logits."),
         Mistake("removed logits set to 0", _removed_to_zero(generation.top_p_filter),
                 "removed logits must become -inf, not 0."),
+        Mistake("kept when the mass before it equals p", _top_p_variant(strict=True),
+                "a token is removed when the tokens before it hold p or more: compare with >= p, not > p."),
     ),
     hints=(
         "sorted_logits, order = torch.sort(logits, dim=-1, descending=True); probs = softmax of the sorted logits.",
@@ -427,7 +450,19 @@ def beam_rule_cases(ctx: CaseContext) -> list[Case]:
                    "prefix does not count), and after the last step (rule 6) the live beams join the finished ones "
                    "with score / max_new_tokens^length_penalty.",
                    6, {0: {5: .5, 1: .4, 2: .06}, 1: {3: .7, 2: .2}, 2: {2: .9}, 3: {3: .8, 2: .15}}, [3, 3, 0], 4),
+        # After token 1, EOS and token 3 have the same logit: [0, 1, 5] finishes and [0, 1, 3] lives on with the
+        # same score, bit for bit in any dtype (one sum of the same two numbers), at the same L. So the best live
+        # beam exactly equals the worst finished one, and only "not above" (<=) stops there and returns [0, 5];
+        # a search that goes on finds [0, 1, 3, 3, 3] better once normalised by max_new_tokens.
+        _rule_case(ctx, EXACT_TIE_CASE, "rule 5: stop when the best live beam's score / L^length_penalty is not "
+                   "above the worst finished one: a live beam that only equals it does not go on (<=, not <).",
+                   6, {0: {5: .5, 1: .45, 2: .04}, 1: {5: .45, 3: .45}, 2: {4: .9}, 3: {3: .99}, 4: {4: .99}},
+                   [0], 4),
     ]
+
+
+# The beam case whose answer rests on an exact tie by design (every other one is far from any tie).
+EXACT_TIE_CASE = "the best live beam level with the worst finished"
 
 
 def beam_cases(ctx: CaseContext, hidden: bool) -> list[Case]:
