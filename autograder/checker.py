@@ -51,6 +51,8 @@ HIDDEN_STAGE_SUMMARIES = {
     "device": "the output is not on the inputs' device.",
     "nan": "the output contains NaN or inf where a finite value is expected.",
     "values": "the output's values are wrong (beyond the tolerance).",
+    "gradients": "the output is right but its gradients are not: part of the computation is cut off from autograd, "
+                 "or its gradient is wrong.",
 }
 
 

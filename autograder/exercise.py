@@ -22,7 +22,9 @@ class Case:
     ``kwargs`` those of ``forward``; the module runs in eval mode, or with ``training`` in
     training mode, its dropout masks fixed by ``seed`` (:mod:`autograder.harness.dropout`).
     ``rule``, when set, is the requirement stated in the notebook that this case enforces,
-    in plain words: a failure of the case quotes it.
+    in plain words: a failure of the case quotes it. ``gradients=False`` compares only the
+    output of this case where the exercise compares gradients too (the reason is written
+    beside the case).
     """
 
     label: str
@@ -32,6 +34,7 @@ class Case:
     training: bool = False
     seed: int = 0
     rule: str = ""
+    gradients: bool = True
 
 
 DROPOUT_IN_EVAL = ("in eval mode (module.eval()) dropout does nothing, whatever its probability: use nn.Dropout, "
@@ -101,6 +104,12 @@ class Exercise:
     ``tolerances`` (``(atol, rtol)`` per dtype) replaces the tolerance each case derives from
     the reference's numerics; an exercise sets it only with the reason written in
     docs/grading.md ("How close is close enough").
+
+    A module exercise compares the gradients of the module's parameters and of its floating-point
+    inputs with the reference's; ``gradients`` makes a function exercise compare its floating-point
+    inputs' gradients too. It is set for the functions a model trains through, whose reference is
+    differentiable on every case: an output that is right while part of its computation is cut off
+    from autograd (``.detach()``, ``.data``, ``torch.no_grad()``, a NumPy round trip) then fails.
     """
 
     name: str
@@ -117,3 +126,4 @@ class Exercise:
     dtypes: tuple[torch.dtype, ...] = (torch.float64, torch.float32)
     tolerances: dict[torch.dtype, tuple[float, float]] | None = None
     numpy: bool = False
+    gradients: bool = False

@@ -3,8 +3,9 @@
 Checking is split in three steps, so that grading can run the middle one in a sandbox:
 
 1. :func:`prepare_cases` (trusted): each case's inputs, and the reference's output on its
-   own copy of them (for a module, also the reference's weights and gradients), with the
-   tolerance derived from the reference's numerics on them (:mod:`autograder.tolerance`);
+   own copy of them (for a module, also the reference's weights and the gradients of its
+   parameters and inputs; for a function whose exercise compares gradients, its inputs'),
+   with the tolerance derived from the reference's numerics on them (:mod:`autograder.tolerance`);
 2. producing the learner's output on another copy, inside the forbidden-API tripwires
    (:mod:`autograder.harness.calls`; :meth:`ExerciseRun.run` does it in this process);
 3. :func:`judge` (trusted): the staged comparison; when the values are wrong, the
@@ -13,6 +14,7 @@ Checking is split in three steps, so that grading can run the middle one in a sa
 
 from __future__ import annotations
 
+import inspect
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -23,11 +25,12 @@ from autograder.compare import Mismatch, compare
 from autograder.exercise import Case, CaseContext, Exercise, Mistake
 from autograder.harness.calls import Produced, clone, function_output, module_output
 from autograder.harness.dropout import train_with_fixed_masks
-from autograder.harness.weights import gradients_by_name
+from autograder.harness.weights import INPUT, gradients_by_name, track_inputs
 from autograder.tolerance import convert, derive, eps_of, scaled
 
 # Failures where the learner's output exists and can be compared with a known mistake's.
 DIAGNOSABLE_STAGES = ("shape", "values", "nan")
+DETACHED = ".detach(), .data, torch.no_grad(), .item(), a NumPy round trip"  # what cuts a gradient off
 
 
 @dataclass(frozen=True)
@@ -54,9 +57,12 @@ class PreparedCase:
     """A case ready to run and judge: the inputs the learner's code gets, and the reference's answers.
 
     For a module exercise ``reference`` is the reference module (its weights are what the
-    learner's module receives) and ``expected_gradients`` its gradients by parameter name.
-    ``tolerance`` and ``gradient_tolerance`` are how close the output and the gradients must
-    come (:func:`autograder.tolerance.derive`; ``None``: exactly, or the exercise's fixed ones).
+    learner's module receives). ``expected_gradients`` are the reference's gradients by name
+    (:func:`~autograder.harness.weights.gradients_by_name`): a module's parameters', and the
+    floating-point inputs' (``"input 0"`` for the first position, ``"input memory"`` for a keyword)
+    of a module or of a function whose exercise compares them. ``tolerance`` and ``gradient_tolerance``
+    are how close the output and the gradients must come (:func:`autograder.tolerance.derive`;
+    ``None``: exactly, or the exercise's fixed ones).
     """
 
     case: Case
@@ -99,48 +105,78 @@ def prepare_cases(exercise: Exercise, seed: int, hidden: bool, devices: list[tor
     return prepared
 
 
+def input_names(exercise: Exercise) -> tuple[str, ...]:
+    """The names of the positional parameters of the reference function, or of the reference module's ``forward``
+    (without ``self``): what a failure calls the inputs at those positions."""
+    fn = exercise.reference.forward if exercise.kind == "module" else exercise.reference
+    try:
+        parameters = list(inspect.signature(fn).parameters.values())
+    except (TypeError, ValueError):  # no signature to read: the inputs are named by position
+        return ()
+    if exercise.kind == "module":
+        parameters = parameters[1:]
+    positional = (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
+    return tuple(p.name for p in parameters if p.kind in positional)
+
+
+def _detached(value: Any) -> Any:
+    if isinstance(value, torch.Tensor):
+        return value.detach()
+    if isinstance(value, (tuple, list)):
+        return type(value)(_detached(v) for v in value)
+    return value
+
+
 def _prepare(exercise: Exercise, case: Case, context: CaseContext, seed: int, hidden: bool) -> PreparedCase:
-    if exercise.kind != "module":
+    if exercise.kind != "module" and not exercise.gradients:
         if exercise.numpy:
             case = replace(case, args=_as_numpy(case.args))
         expected = exercise.reference(*clone(case.args), **clone(case.kwargs))
         tolerance = _tolerance(exercise, context, expected, lambda fn: exercise.reference(
             *convert(clone(case.args), fn), **convert(clone(case.kwargs), fn)))
         return PreparedCase(case, context, expected, hidden, tolerance=tolerance)
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        reference = exercise.reference(*case.init).to(context.device, context.dtype).eval()
-    if case.training:
-        train_with_fixed_masks(reference, case.seed, context.device)
-    expected = reference(*clone(case.args), **clone(case.kwargs))
-    gradients = gradients_by_name(reference, expected)
+    reference = None
+    if exercise.kind == "module":
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            reference = exercise.reference(*case.init).to(context.device, context.dtype).eval()
+        if case.training:
+            train_with_fixed_masks(reference, case.seed, context.device)
 
-    def answer(fn):
-        module = convert(reference, fn)
-        output = module(*convert(clone(case.args), fn), **convert(clone(case.kwargs), fn))
-        return output, gradients_by_name(module, output)
+    def answer(fn=None):
+        """The output and the gradients of the reference on the case's inputs (and weights), each passed through
+        ``fn`` when it is given."""
+        module, (args, kwargs) = reference, clone((case.args, case.kwargs))
+        if fn is not None:
+            module, (args, kwargs) = convert(module, fn), convert((args, kwargs), fn)
+        with torch.enable_grad():
+            args, kwargs, inputs = track_inputs(args, kwargs)
+            output = (module or exercise.reference)(*args, **kwargs)
+            return _detached(output), gradients_by_name(module, output, inputs)
+    expected, gradients = answer()
     tolerance, gradient_tolerance = _tolerance(exercise, context, (expected, gradients), answer, ((1,),)) \
         or (None, None)
     return PreparedCase(case, context, expected, hidden, reference, gradients, tolerance, gradient_tolerance)
 
 
-def _tolerance(exercise: Exercise, context: CaseContext, expected: Any, answer, pooled: tuple = ()) -> Any:
+def _tolerance(exercise: Exercise, context: CaseContext, expected: Any, answer, gradients: tuple = ()) -> Any:
     """The exercise's fixed tolerance for this dtype where it has one, else the one derived from the
-    reference's numerics on this case (for a module: one for the output, one for the gradients)."""
+    reference's numerics on this case (where gradients are compared: one for the output, one for them)."""
     fixed = (exercise.tolerances or {}).get(context.dtype)
     if fixed is not None:
-        return (fixed, fixed) if exercise.kind == "module" else fixed
-    return derive(answer, expected, context.dtype, pooled)
+        return (fixed, fixed) if exercise.kind == "module" or exercise.gradients else fixed
+    return derive(answer, expected, context.dtype, gradients)
 
 
 def produce(exercise: Exercise, learner: Any, prepared: PreparedCase) -> Produced:
     """The learner's output on a copy of the case's inputs, computed in this process."""
     case, context = prepared.case, prepared.context
+    args, kwargs = clone((case.args, case.kwargs))
     if exercise.kind == "module":
         weights = {name: tensor.detach().clone() for name, tensor in prepared.reference.state_dict().items()}
-        return module_output(learner, case.init, weights, clone(case.args), clone(case.kwargs),
-                             context.device, context.dtype, exercise.forbidden, case.training, case.seed)
-    return function_output(learner, clone(case.args), clone(case.kwargs), exercise.forbidden)
+        return module_output(learner, case.init, weights, args, kwargs, context.device, context.dtype,
+                             exercise.forbidden, case.training, case.seed)
+    return function_output(learner, args, kwargs, exercise.forbidden, exercise.gradients)
 
 
 def judge(exercise: Exercise, prepared: PreparedCase, produced: Produced) -> CaseOutcome:
@@ -155,13 +191,65 @@ def judge(exercise: Exercise, prepared: PreparedCase, produced: Produced) -> Cas
         return prepared.outcome(mismatch, _matching_mistakes(exercise, prepared, produced.output))
     if mismatch:
         return prepared.outcome(mismatch)
-    if exercise.kind == "module":
-        if produced.gradients is None:
-            return prepared.outcome(Mismatch("raises", "the gradients could not be taken through your module's "
-                                                       "output: keep the computation in torch operations."))
-        return prepared.outcome(compare(produced.gradients, prepared.expected_gradients,
-                                        prepared.gradient_tolerance, where="the gradients"))
+    if prepared.expected_gradients is not None and prepared.case.gradients:
+        return prepared.outcome(_gradient_mismatch(exercise, prepared, produced))
     return prepared.outcome()
+
+
+def _gradient_mismatch(exercise: Exercise, prepared: PreparedCase, produced: Produced) -> Mismatch | None:
+    """How the learner's gradients differ from the reference's (a module's parameters' first, then each input's),
+    once the output is right."""
+    if produced.gradients is None:
+        why = f" ({produced.gradient_error})" if produced.gradient_error else ""
+        return Mismatch("gradients", f"the gradients could not be taken through your {exercise.kind}'s output{why}: "
+                                     "keep the computation in torch operations, and do not change in place a tensor "
+                                     "that autograd still needs.")
+    what = "module's forward" if exercise.kind == "module" else "function"
+    expected, tolerance = prepared.expected_gradients, prepared.gradient_tolerance
+    parameters = {name: value for name, value in expected.items() if not name.startswith(INPUT)}
+    if parameters:
+        theirs = {name: value for name, value in produced.gradients.items()  # decoded data: any keys
+                  if not (isinstance(name, str) and name.startswith(INPUT))}
+        mismatch = compare(theirs, parameters, tolerance, where="the gradients")
+        if mismatch:
+            return replace(mismatch, stage="gradients")
+    names = input_names(exercise)
+    inputs = [name for name in expected if name.startswith(INPUT)]
+    # the inputs no gradient reaches first: an input ignored for another of equal value (the keys used as the
+    # values, in self-attention) is named, not the other whose gradient it doubled
+    for name in sorted(inputs, key=lambda name: name in produced.gradients):
+        mismatch = _input_gradient_mismatch(produced.gradients.get(name), expected[name],
+                                             tolerance[name] if isinstance(tolerance, dict) else tolerance,
+                                             _named(name, names), what)
+        if mismatch:
+            return mismatch
+    return None
+
+
+def _named(key: str, names: tuple[str, ...]) -> str:
+    """The input a gradient's key names (a position, or a keyword) in words: `memory`; ``names`` are the names of
+    the positions."""
+    place = key.removeprefix(INPUT)
+    if not place.isdigit():
+        return f"`{place}`"
+    return f"`{names[int(place)]}`" if int(place) < len(names) else f"argument {int(place) + 1}"
+
+
+def _input_gradient_mismatch(actual: Any, expected: torch.Tensor, tolerance: Any, name: str,
+                             what: str) -> Mismatch | None:
+    if actual is None:  # no gradient reached the input: right only where the reference's is zero
+        if compare(torch.zeros_like(expected), expected, tolerance) is None:
+            return None
+        return Mismatch("gradients", f"no gradient reaches the input {name}: something in your {what} detaches it "
+                                     f"({DETACHED}), so training would never update what produced it.")
+    mismatch = compare(actual, expected, tolerance, where=f"the gradient with respect to the input {name}")
+    if mismatch is None:
+        return None
+    return Mismatch("gradients", f"{mismatch.message} The output is right, so its gradient goes wrong elsewhere: "
+                                 f"part of the computation is cut off from autograd ({DETACHED}), an input stands in "
+                                 "for another of equal value, or an operation's gradient is wrong (torch.where and "
+                                 "nan_to_num pass 0 times NaN to a branch that is NaN or inf: make that branch finite "
+                                 "before it is computed).")
 
 
 def _with_precision_note(prepared: PreparedCase, actual: Any, mismatch: Mismatch | None) -> Mismatch | None:

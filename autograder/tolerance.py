@@ -8,7 +8,8 @@ float32 than one of logits near 1. So a case's tolerance is not fixed per dtype;
 derived, on the trusted side, from what the reference itself does on that case's inputs.
 
 For every floating leaf of the answer (each tensor, array or float of the output, and each
-gradient of a module), with ``eps`` the machine epsilon of the case's dtype:
+gradient, of a module's parameters or of an input), with ``eps`` the machine epsilon of the
+case's dtype:
 
 * ``exact``: the reference on the same inputs (and weights) upcast to float64;
 * the spread ``S``: how far the answer moves under rounding, the largest of
@@ -29,6 +30,15 @@ gradient of a module), with ``eps`` the machine epsilon of the case's dtype:
   the perturbed runs over all its entries, in units of ``eps``), and at least 1: large
   inputs that the answer only sees through a logarithm (model sizes in a power law) do
   not loosen it, while an attention's output shares the scale of its weights' logits.
+
+The gradients (of the projection ``sum(output * w)``, ``|w| <= 1``) are judged at the inputs'
+scale: their leaves share one size, the largest among them and the output's (the scale of
+the terms that cancel in a gradient that is near zero: a key projection's bias, which
+softmax cannot see; a softmax of logits near 1000, one-hot to rounding), and both bounds
+take ``M`` itself, not capped by the sensitivity, so ``atol = SAFETY * (S + eps * M * size)``
+and ``rtol = SAFETY * eps * M``. A log-domain formulation rounds each probability at the
+logits' scale, ``eps * |x|`` of itself, and a gradient subtracts such probabilities from
+one another, even where the perturbed runs barely move the answer.
 
 A probe that changes a discrete part of the answer (a chosen token, a shape, which entries
 are infinite) crossed a decision boundary, and one that moves the answer by more than
@@ -226,21 +236,22 @@ def _quietly(answer: Callable, tensor_fn: Callable) -> list[tuple[tuple, Any]] |
 
 
 def derive(answer: Callable[[Callable[[torch.Tensor], torch.Tensor]], Any], expected: Any,
-           dtype: torch.dtype, pooled: tuple[tuple, ...] = ()) -> Any:
+           dtype: torch.dtype, gradients: tuple[tuple, ...] = ()) -> Any:
     """The tolerance tree of ``expected``, the reference's answer in ``dtype`` (``None``: nothing floating).
 
     ``answer(tensor_fn)`` recomputes the reference's answer with every floating input (and weight) passed
     through ``tensor_fn``; the probes of the module docstring are such recomputations. The leaves under each
-    path of ``pooled`` (a module's gradients) share one size, their largest: a gradient that is zero in exact
-    arithmetic (a key projection's bias, which softmax cannot see) is rounding noise on the scale of the others.
-    """
+    path of ``gradients`` (gradients by name) share one size, the largest among them and the rest of the answer:
+    a gradient that is zero in exact arithmetic (a key projection's bias, which softmax cannot see) is rounding
+    noise on the scale of the others, or of the output. Both their bounds scale with ``M`` (see the module
+    docstring)."""
     expected_leaves = _leaves(expected)
     if not any(_is_float_leaf(leaf) for _, leaf in expected_leaves):
         return None
     eps, eps32 = eps_of(dtype), eps_of(torch.float32)
     own_eps = {path: _leaf_eps(leaf, eps) for path, leaf in expected_leaves if _is_float_leaf(leaf)}
     exact = (None if dtype == torch.float64 else _quietly(answer, to_float64)) or expected_leaves
-    sizes = _sizes(exact, pooled)
+    sizes = _sizes(exact, gradients)
     whole = max(sizes.values(), default=0.0)
     largest = [1.0]  # M: the largest magnitude among the floating inputs and weights
 
@@ -267,11 +278,16 @@ def derive(answer: Callable[[Callable[[torch.Tensor], torch.Tensor]], Any], expe
             if not rescale:
                 sensitivity = max(sensitivity, relative / probe_eps)
     scale = max(1.0, min(largest[0], sensitivity))
+    in_gradients = {path for path in sizes if any(path[:len(prefix)] == prefix for prefix in gradients)}
+    output = max((size for path, size in sizes.items() if path not in in_gradients), default=0.0)
+    sizes.update({path: max(sizes[path], output) for path in in_gradients})
 
     def leaf_tolerance(path: tuple) -> Tolerance:
-        own = own_eps[path]
-        atol = SAFETY * (spread.get(path, 0.0) + own * sizes.get(path, 0.0))
-        return Tolerance(max(atol, torch.finfo(dtype).tiny), SAFETY * own * scale)
+        own, tiny = own_eps[path], torch.finfo(dtype).tiny
+        if path in in_gradients:  # each term rounds at the inputs' scale, and the terms may cancel
+            return Tolerance(max(SAFETY * (spread.get(path, 0.0) + own * largest[0] * sizes[path]), tiny),
+                             SAFETY * own * largest[0])
+        return Tolerance(max(SAFETY * (spread.get(path, 0.0) + own * sizes.get(path, 0.0)), tiny), SAFETY * own * scale)
     return _tree(expected, leaf_tolerance)
 
 

@@ -340,6 +340,7 @@ APPLY_ROTARY = Exercise(
     name="apply_rotary",
     lesson=LESSON,
     reference=ref.apply_rotary,
+    gradients=True,
     make_cases=rotary_cases,
     points=3,
     mistakes=ROTARY_MISTAKES,

@@ -314,6 +314,7 @@ COMPLETION_LOSS = Exercise(
     name="completion_loss",
     lesson=LESSON,
     reference=completion_loss_reference,
+    gradients=True,
     make_cases=completion_loss_cases,
     points=2,
     mistakes=(

@@ -66,6 +66,7 @@ LABEL_SMOOTHING_LOSS = Exercise(
     name="label_smoothing_loss",
     lesson=LESSON,
     reference=training.label_smoothing_loss,
+    gradients=True,
     make_cases=label_smoothing_cases,
     points=2,
     forbidden=CROSS_ENTROPY_APIS,

@@ -265,8 +265,9 @@ def _mismatch(event: dict[str, Any]) -> Mismatch:
 def _produced(event: dict[str, Any]) -> Produced:
     if event.get("stage") is not None:
         return Produced(failure=_mismatch(event))
-    gradients = event.get("gradients")
-    return Produced(event.get("output"), gradients if isinstance(gradients, dict) else None)
+    gradients, error = event.get("gradients"), event.get("gradient_error")
+    return Produced(event.get("output"), gradients if isinstance(gradients, dict) else None,
+                    gradient_error=error[:MESSAGE_CHARS] if isinstance(error, str) else None)
 
 
 def _outcomes(check: Check, prepared: list, result: _TaskResults, ending: str | None) -> list[CaseOutcome]:

@@ -188,7 +188,7 @@ class NotebookPlan:
         prepared = prepare_cases(check.exercise, VISIBLE_SEED, False, devices) if check.visible else []
         prepared += prepare_cases(check.exercise, seed, True, devices) if check.hidden else []
         self.tasks.append(Task(check.target, check.exercise.kind, check.exercise.forbidden,
-                               [_case_input(p) for p in prepared]))
+                               [_case_input(p) for p in prepared], check.exercise.gradients))
         self.prepared.append(prepared)
         return len(self.tasks) - 1
 

@@ -19,26 +19,48 @@ from autograder.harness.dropout import train_with_fixed_masks
 from autograder.harness.forbidden import COURSE_PACKAGES, ForbiddenAPIUsed, forbidden_calls
 from autograder.harness.inputs import changed_input
 from autograder.harness.mismatch import Mismatch
-from autograder.harness.weights import gradients_by_name, load_weights_by_name
+from autograder.harness.weights import gradients_by_name, load_weights_by_name, track_inputs
 
 MESSAGE_CHARS = 2000  # longest learner-made text (an exception message) sent back
 
 
 def clone(value: Any) -> Any:
     """A deep copy of case inputs: each call gets its own, so code that changes its inputs in place
-    changes nothing another call (or the reference) sees."""
+    changes nothing another call (or the reference) sees. Tensors are copied detached from autograd
+    (a tensor passed twice is copied once, and stays one tensor)."""
     if isinstance(value, torch.Tensor):
         return value.detach().clone()
-    return copy.deepcopy(value)
+    memo: dict[int, Any] = {}
+    _detached_copies(value, memo)
+    return copy.deepcopy(value, memo)
+
+
+def _detached_copies(value: Any, memo: dict[int, Any]) -> None:
+    """Put a detached copy of each tensor held in ``value``'s tuples, lists and dicts into ``memo``, the memo of
+    :func:`copy.deepcopy` (which cannot copy a tensor that autograd tracks from another one)."""
+    if isinstance(value, torch.Tensor):
+        if id(value) not in memo:
+            memo[id(value)] = value.detach().clone()
+    elif isinstance(value, (tuple, list)):
+        for item in value:
+            _detached_copies(item, memo)
+    elif isinstance(value, dict):
+        for item in value.values():
+            _detached_copies(item, memo)
 
 
 @dataclass
 class Produced:
-    """What the learner's code gave for one case: its output (and a module's gradients), or why not."""
+    """What the learner's code gave for one case: its output, or why not.
+
+    ``gradients`` are a module's parameters' and its inputs' gradients, or a function's inputs' when its exercise
+    compares them (:func:`~autograder.harness.weights.gradients_by_name`); ``None`` when they could not be taken,
+    ``gradient_error`` saying why."""
 
     output: Any = None
     gradients: dict[str, torch.Tensor] | None = None
     failure: Mismatch | None = None
+    gradient_error: str | None = None
 
 
 def raised(error: BaseException) -> Mismatch:
@@ -82,17 +104,34 @@ def call_keeping_inputs(fn: Callable, args: tuple, kwargs: dict,
     return output, failure
 
 
-def function_output(fn: Callable, args: tuple, kwargs: dict, forbidden: tuple[str, ...]) -> Produced:
-    """``fn(*args, **kwargs)`` for a function exercise."""
-    output, failure = call_keeping_inputs(fn, args, kwargs, forbidden)
-    return Produced(output, failure=failure)
+def function_output(fn: Callable, args: tuple, kwargs: dict, forbidden: tuple[str, ...],
+                    gradients: bool = False) -> Produced:
+    """``fn(*args, **kwargs)`` for a function exercise; with ``gradients``, also the gradients of its floating-point
+    inputs (:func:`~autograder.harness.weights.track_inputs`)."""
+    if not gradients:
+        output, failure = call_keeping_inputs(fn, args, kwargs, forbidden)
+        return Produced(output, failure=failure)
+    with torch.enable_grad():  # the notebook may have turned autograd off; the function itself must not
+        args, kwargs, inputs = track_inputs(args, kwargs)
+        output, failure = call_keeping_inputs(fn, args, kwargs, forbidden)
+        return _with_gradients(None, output, inputs) if failure is None else Produced(failure=failure)
+
+
+def _with_gradients(module: Any, output: Any, inputs: dict[str, torch.Tensor]) -> Produced:
+    """``output`` with the gradients of :func:`~autograder.harness.weights.gradients_by_name`, or why they could
+    not be taken (an output the judge rejects anyway, or autograd's error)."""
+    try:
+        return Produced(output, gradients_by_name(module, output, inputs))
+    except Exception as error:  # the judge reports it only when the output itself is right
+        return Produced(output, gradient_error=f"{type(error).__name__}: {error}"[:MESSAGE_CHARS])
 
 
 def module_output(cls: Callable, init: tuple, weights: dict[str, torch.Tensor], args: tuple, kwargs: dict,
                   device: torch.device, dtype: torch.dtype, forbidden: tuple[str, ...], training: bool = False,
                   seed: int = 0) -> Produced:
     """Build ``cls(*init)``, load ``weights`` by member name, run ``forward(*args, **kwargs)``,
-    and take the gradients of :func:`~autograder.harness.weights.gradients_by_name`.
+    and take the gradients of :func:`~autograder.harness.weights.gradients_by_name`: of the parameters, and of
+    the floating-point inputs.
 
     The module runs in eval mode, or with ``training`` in training mode with the dropout masks that
     ``seed`` fixes (:func:`~autograder.harness.dropout.train_with_fixed_masks`)."""
@@ -101,12 +140,9 @@ def module_output(cls: Callable, init: tuple, weights: dict[str, torch.Tensor], 
         module, failure = load_weights_by_name(module, weights, device, dtype)
     if failure is None and training:
         module, failure = call_guarded(lambda: train_with_fixed_masks(module, seed, device), forbidden)
-    if failure is None:
-        output, failure = call_keeping_inputs(module, args, kwargs, forbidden)
     if failure:
         return Produced(failure=failure)
-    try:
-        gradients = gradients_by_name(module, output)
-    except Exception:  # an output the judge will reject anyway; its report says why
-        gradients = None
-    return Produced(output, gradients)
+    with torch.enable_grad():  # the notebook may have turned autograd off; the module itself must not
+        args, kwargs, inputs = track_inputs(args, kwargs)
+        output, failure = call_keeping_inputs(module, args, kwargs, forbidden)
+        return _with_gradients(module, output, inputs) if failure is None else Produced(failure=failure)

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-STAGES = ("raises", "forbidden", "timeout", "input", "type", "shape", "dtype", "device", "nan", "values")
+STAGES = ("raises", "forbidden", "timeout", "input", "type", "shape", "dtype", "device", "nan", "values",
+          "gradients")
 
 
 @dataclass(frozen=True)

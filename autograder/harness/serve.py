@@ -52,12 +52,14 @@ class CaseInput:
 
 @dataclass
 class Task:
-    """The cases of one exercise, run on the object the notebook binds to ``name``."""
+    """The cases of one exercise, run on the object the notebook binds to ``name``; ``gradients``: a function's
+    inputs' gradients are taken too (a module's always are)."""
 
     name: str
     kind: str
     forbidden: tuple[str, ...]
     cases: list[CaseInput]
+    gradients: bool = False
 
 
 @dataclass
@@ -105,7 +107,8 @@ class _Reporter:
         try:
             message = dumps(event)
         except Exception as error:  # an output too big for the memory left, say
-            plain = {key: value for key, value in event.items() if key not in ("output", "gradients")}
+            plain = {key: value for key, value in event.items()
+                     if key not in ("output", "gradients", "gradient_error")}
             message = dumps({**plain, "stage": "type", "message": f"the output could not be sent back as data "
                                                                   f"({type(error).__name__}: {error})"[:MESSAGE_CHARS]})
         write_frame(self.fd, message)
@@ -190,16 +193,17 @@ def _run_task(job: Job, index: int, namespace: dict, errors: list[str], reporter
                           message=produced.failure.message)
         else:
             reporter.send(event="case", task=index, case=number, output=produced.output,
-                          gradients=produced.gradients)
+                          gradients=produced.gradients, gradient_error=produced.gradient_error)
 
 
 def _produce(task: Task, target: Any, case: CaseInput, seconds: float) -> Produced:
     try:
         with deadline(seconds):
+            args, kwargs = clone((case.args, case.kwargs))
             if task.kind == "module":
-                return module_output(target, case.init, case.weights, clone(case.args), clone(case.kwargs),
-                                     case.device, case.dtype, task.forbidden, case.training, case.seed)
-            return function_output(target, clone(case.args), clone(case.kwargs), task.forbidden)
+                return module_output(target, case.init, case.weights, args, kwargs, case.device, case.dtype,
+                                     task.forbidden, case.training, case.seed)
+            return function_output(target, args, kwargs, task.forbidden, task.gradients)
     except Overtime:
         return Produced(failure=Mismatch("timeout", f"your code ran longer than {seconds:g} s on this case and "
                                                     "was stopped. Look for a loop that never ends."))

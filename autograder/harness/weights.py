@@ -1,6 +1,12 @@
 """Checking classes: load the reference's weights in by member name, then take gradients.
 
-Both helpers work on plain tensors (a state dict), so that they run on the grading
+The gradients compared are those of one scalar, a fixed projection of the output
+(:func:`projection`): a module's parameters' and, for a module or a function whose
+exercise compares them, the floating-point inputs' (:func:`track_inputs`), so that code
+that cuts part of its computation off from autograd (``.detach()``, ``.data``,
+``torch.no_grad()``, a NumPy round trip) fails even when its output is right.
+
+The helpers work on plain tensors (a state dict), so that they run on the grading
 sandbox's side as well as in the learner's kernel.
 """
 
@@ -38,10 +44,46 @@ def load_weights_by_name(
     return learner, None
 
 
-def gradients_by_name(module: nn.Module, output: Any) -> dict[str, torch.Tensor]:
-    """Gradients of ``sum(output_0 * w)`` for a fixed pseudo-random ``w``, keyed by parameter name."""
+INPUT = "input "  # the prefix of an input's gradient among the gradients by name (no parameter name has a space)
+
+
+def projection(output: Any) -> torch.Tensor:
+    """``sum(output_0 * w)`` for a fixed pseudo-random ``w`` (evenly spaced from -1 to 1): the scalar whose
+    gradients are compared; ``output_0`` is the output, or the first item of a tuple or list of outputs."""
     first = output[0] if isinstance(output, (tuple, list)) else output
     weights = torch.linspace(-1, 1, first.numel(), dtype=first.dtype, device=first.device).reshape(first.shape)
-    module.zero_grad(set_to_none=True)
-    (first * weights).sum().backward()
-    return {name: p.grad for name, p in module.named_parameters() if p.grad is not None}
+    return (first * weights).sum()
+
+
+def track_inputs(args: tuple, kwargs: dict) -> tuple[tuple, dict, dict[str, torch.Tensor]]:
+    """``args`` and ``kwargs`` with each floating-point tensor among them replaced by a copy that autograd tracks
+    back to a leaf of its own, and those leaves by name: a position's index ("0"), a keyword argument's key (a
+    tensor passed at several places, ``x, x, x``, is a leaf at each, so each place's gradient is its own). The
+    copies are not leaves themselves, so code that edits one in place is told so by the input check instead of
+    failing inside autograd. Other inputs (integer or boolean tensors, modules, numbers) are passed through."""
+    leaves: dict[str, torch.Tensor] = {}
+
+    def tracked(name: str, value: Any) -> Any:
+        if not (isinstance(value, torch.Tensor) and value.is_floating_point()):
+            return value
+        leaves[name] = value.detach().clone().requires_grad_()
+        return leaves[name].clone()
+
+    args = tuple(tracked(str(i), value) for i, value in enumerate(args))
+    return args, {name: tracked(name, value) for name, value in kwargs.items()}, leaves
+
+
+def gradients_by_name(module: nn.Module | None, output: Any,
+                      inputs: dict[str, torch.Tensor] | None = None) -> dict[str, torch.Tensor]:
+    """Gradients of :func:`projection` of ``output``: of ``module``'s parameters, keyed by name, and of each
+    tracked input (:func:`track_inputs`), keyed ``"input NAME"``; a parameter or an input that the output does not
+    depend on through autograd has none. For a function (no ``module``) whose output depends on no input, none."""
+    loss = projection(output)
+    if module is not None:
+        module.zero_grad(set_to_none=True)
+    elif not loss.requires_grad:
+        return {}
+    loss.backward()
+    gradients = {name: p.grad for name, p in module.named_parameters() if p.grad is not None} if module else {}
+    gradients.update({INPUT + name: leaf.grad for name, leaf in (inputs or {}).items() if leaf.grad is not None})
+    return gradients

@@ -423,7 +423,9 @@ def _multi_head_attention_variant(*, values_from_key=False, keys_from_query_at_e
 @pytest.mark.parametrize("wrong", ["values_from_key", "keys_from_query_at_equal_lengths"])
 def test_attention_taking_values_from_the_keys_or_keys_from_the_query_fails(wrong, hidden):
     results = failed(outcomes("MultiHeadAttention", _multi_head_attention_variant(**{wrong: True}), hidden))
-    assert results and all(o.rule for o in results)
+    assert results and any(o.rule for o in results)
+    # Where one tensor is query, key and value the output is right, but the input it ignores gets no gradient.
+    assert all(o.rule or o.mismatch.message.startswith("no gradient reaches the input") for o in results)
 
 
 @pytest.mark.parametrize("hidden", [False, True], ids=["visible", "hidden"])
