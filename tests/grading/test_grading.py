@@ -394,11 +394,12 @@ def test_a_killed_run_resumes_losing_and_duplicating_nothing(tmp_path_factory):
 
 @pytest.mark.slow
 def test_ctrl_c_stops_the_run_and_the_next_run_finishes_it(tmp_path_factory):
-    course, expected = slow_class(tmp_path_factory, 4)
+    course, expected = slow_class(tmp_path_factory, 6)
     first = start_grading(course)
     wait_for_journal(course, 1, first)
+    assert first.poll() is None, "the run ended before it could be interrupted; give it more submissions"
     os.killpg(first.pid, signal.SIGINT)  # Ctrl-C reaches the whole foreground process group
-    assert first.wait(timeout=120) == 130
+    assert first.wait(timeout=120) == 130, (course / "grade.log").read_text()[-3000:]
     assert "run the same command again" in (course / "grade.log").read_text()
     second = tfcourse("grade", LESSON, "--course", course, "--workers", 2, "--json")
     assert second.returncode == 0, second.stderr
