@@ -350,10 +350,12 @@ def slow_class(tmp_path_factory, size: int):
 
 
 def start_grading(course) -> subprocess.Popen:
-    """``tfcourse grade`` in its own process group, as a terminal runs it; its output goes to files."""
+    """``tfcourse grade`` in its own process group, as a terminal runs it (Ctrl-C not ignored, even when these tests
+    run in the background of a shell, which ignores it); its output goes to files."""
     log = open(course / "grade.log", "w")
     return subprocess.Popen([sys.executable, "-m", "tfcourse.cli", "grade", LESSON, "--course", course,
-                             "--workers", "1", "--json"], stdout=log, stderr=log, start_new_session=True)
+                             "--workers", "1", "--json"], stdout=log, stderr=log, start_new_session=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
 
 
 def wait_for_journal(course, lines: int, process: subprocess.Popen) -> None:
