@@ -40,8 +40,8 @@ def judge(lessons: list[str] | None) -> list[dict]:
         if lessons and lesson[:2] not in lessons:
             continue
         for answer, answer_id in zip(answers, answer_ids(lesson, answers)):
-            first = diagnose(answer, f"<{answer_id}>")
-            again = diagnose(answer, f"<{answer_id}>")
+            first = diagnose(answer)
+            again = diagnose(answer)
             records.append({"id": answer_id, "lesson": lesson, "kind": answer.kind, "named": again.named,
                             "passed": again.result.passed, "first": first.seconds, "again": again.seconds,
                             "story": answer.story, "missing": again.missing, "first_line": again.first_line})

@@ -13,13 +13,13 @@ from autograder.registry import lesson_exercises
 from tests.support.wrong_corpus import answer_ids, corpus, diagnose
 
 CORPUS = corpus()
-ENTRIES = [(answer, answer_id) for lesson, answers in CORPUS.items()
-           for answer, answer_id in zip(answers, answer_ids(lesson, answers))]
+ANSWERS = [answer for answers in CORPUS.values() for answer in answers]
+IDS = [answer_id for lesson, answers in CORPUS.items() for answer_id in answer_ids(lesson, answers)]
 
 
-@pytest.mark.parametrize("answer, answer_id", ENTRIES, ids=[answer_id for _, answer_id in ENTRIES])
-def test_a_wrong_answer_fails_and_its_report_names_the_mistake(answer, answer_id):
-    diagnosis = diagnose(answer, f"<{answer_id}>")
+@pytest.mark.parametrize("answer", ANSWERS, ids=IDS)
+def test_a_wrong_answer_fails_and_its_report_names_the_mistake(answer):
+    diagnosis = diagnose(answer)
     assert not diagnosis.result.passed, f"{answer.story}: this wrong answer passes the visible cases"
     assert not diagnosis.missing, (f"{answer.story}: the report lacks {diagnosis.missing}:\n"
                                    f"{diagnosis.result.message}")

@@ -110,10 +110,13 @@ def answer_ids(lesson: str, answers: list[WrongAnswer]) -> list[str]:
     return ids
 
 
+def _notebook(lesson: str) -> nbformat.NotebookNode:
+    return nbformat.read(ROOT / "exercises" / lesson / f"{lesson}.ipynb", as_version=4)
+
+
 def _given_cells(lesson: str) -> list[str]:
     """The learner notebook's locked cells that are not checks: the environment cell and the code it gives."""
-    notebook = nbformat.read(ROOT / "exercises" / lesson / f"{lesson}.ipynb", as_version=4)
-    return [cell.source for cell in notebook.cells
+    return [cell.source for cell in _notebook(lesson).cells
             if cell.cell_type == "code" and cell.metadata.get("nbgrader", {}).get("locked")
             and not cell.metadata.get("nbgrader", {}).get("grade")]
 
@@ -129,17 +132,28 @@ def lesson_namespace(lesson: str) -> dict[str, Any]:
     return namespace
 
 
-def definition(answer: WrongAnswer, cell_name: str) -> Any:
-    """The function or class ``answer.source`` defines, run as the notebook cell ``cell_name``."""
+@functools.cache
+def cell_name(exercise: str) -> str:
+    """``<cell N>``, N the position (from 1, over all cells) of the exercise's cell in its learner notebook: the
+    file name the grading sandbox gives that cell, which reports quote."""
+    cells = _notebook(EXERCISES[exercise].lesson).cells
+    number = next(index for index, cell in enumerate(cells, start=1)
+                  if cell.get("metadata", {}).get("nbgrader", {}).get("grade_id") == exercise)
+    return f"<cell {number}>"
+
+
+def definition(answer: WrongAnswer) -> Any:
+    """The function or class ``answer.source`` defines, run as the exercise's notebook cell."""
     namespace = dict(lesson_namespace(answer.lesson))
-    linecache.cache[cell_name] = (len(answer.source), None, answer.source.splitlines(True), cell_name)
-    exec(compile(answer.source, cell_name, "exec"), namespace)
+    filename = cell_name(answer.exercise)
+    linecache.cache[filename] = (len(answer.source), None, answer.source.splitlines(True), filename)
+    exec(compile(answer.source, filename, "exec"), namespace)
     return namespace[answer.exercise]
 
 
-def diagnose(answer: WrongAnswer, cell_name: str = "<cell>") -> Diagnosis:
+def diagnose(answer: WrongAnswer) -> Diagnosis:
     """Check the answer's definition on the visible cases on the CPU, timing the check."""
-    obj = definition(answer, cell_name)
+    obj = definition(answer)
     start = time.perf_counter()
     result = run_check(obj, answer.exercise, devices=[CPU])
     return Diagnosis(answer, result, time.perf_counter() - start)
