@@ -123,6 +123,9 @@ MERGE_PAIR = Exercise(
                 "position and test `i + 1 < len(ids)` before looking at the pair."),
         Mistake("only the first occurrence merged", _wrong_merge(first_only=True),
                 "only the first occurrence is replaced. Keep scanning to the end of the list."),
+        Mistake("nothing merged", lambda ids, pair, new_id: list(ids),
+                "nothing is merged: the ids come back unchanged, so no comparison with `pair` ever succeeded. "
+                "`pair` is a tuple, and a list [a, b] never equals a tuple: compare (ids[i], ids[i + 1]) == pair."),
     ),
     hints=(
         "Build a new list while an index i walks along ids with a while loop.",
@@ -195,6 +198,10 @@ TOKEN_EMBEDDING = Exercise(
                 "the vectors are divided by sqrt(d_model); multiply instead."),
         Mistake("scaled by d_model", lambda module, ids: module.embedding(ids) * module.d_model,
                 "the vectors are multiplied by d_model; the scale is its square root."),
+        Mistake("scaled by sqrt(vocab_size)",
+                lambda module, ids: module.embedding(ids) * math.sqrt(module.embedding.num_embeddings),
+                "the scale uses vocab_size, the number of rows of the table. Multiply by math.sqrt(d_model), the "
+                "width of one vector."),
     ),
     hints=(
         "In __init__: self.embedding = nn.Embedding(vocab_size, d_model), and remember d_model.",
@@ -222,13 +229,18 @@ def numpy_encoding_cases(ctx: CaseContext, hidden: bool) -> list[Case]:
     return cases + [Case("seq_len 10, d_model 8, dtype float32", (10, 8), {"dtype": np.float32})]
 
 
-def _wrong_encoding(swapped: bool = False, halves: bool = False, exponent: float = 2.0, first_position: int = 0):
-    """A wrong table: sin and cos swapped, in two halves, a wrong frequency exponent, or positions from 1."""
+def _wrong_encoding(swapped: bool = False, halves: bool = False, exponent: float = 2.0, first_position: int = 0,
+                    column_index: bool = False):
+    """A wrong table: sin and cos swapped, in two halves, a wrong frequency exponent, positions from 1, or each
+    column's own index in the exponent (``column_index``: column c at pos / 10000^(2c/d))."""
     def encoding(seq_len, d_model, *, dtype=torch.float32, device=None):
         position = torch.arange(first_position, first_position + seq_len, dtype=torch.float64)[:, None]
         pair = torch.arange(d_model // 2, dtype=torch.float64)
-        angles = position / 10000.0 ** (exponent * pair / d_model)
-        first, second = (angles.cos(), angles.sin()) if swapped else (angles.sin(), angles.cos())
+        even = exponent * pair
+        sine_exponent, cosine_exponent = (2 * even, 2 * even + 2) if column_index else (even, even)
+        sines = (position / 10000.0 ** (sine_exponent / d_model)).sin()
+        cosines = (position / 10000.0 ** (cosine_exponent / d_model)).cos()
+        first, second = (cosines, sines) if swapped else (sines, cosines)
         table = torch.cat([first, second], -1) if halves else torch.stack([first, second], -1).flatten(-2)
         return table.to(device=device, dtype=dtype)
     return encoding
@@ -252,6 +264,9 @@ ENCODING_MISTAKES = (
             "even column index 2i."),
     Mistake("positions start at 1", _wrong_encoding(first_position=1),
             "the first row is position 1. Positions are 0, 1, ..., seq_len - 1: row 0 is [0, 1, 0, 1, ...]."),
+    Mistake("each column's own index in the exponent", _wrong_encoding(column_index=True),
+            "the two columns of a pair turn at different rates: the exponent uses each column's own index. Columns "
+            "2i and 2i + 1 share one frequency, 1 / 10000^(2i / d_model), with i counting pairs."),
 )
 
 NUMPY_SINUSOIDAL_POSITIONAL_ENCODING = Exercise(

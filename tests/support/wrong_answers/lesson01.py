@@ -223,13 +223,13 @@ ANSWERS: list[WrongAnswer] = [
     return pe
 ''', ("dtype",), "the table made in float32 whatever dtype asks"),
     WrongAnswer("sinusoidal_positional_encoding", '''def sinusoidal_positional_encoding(seq_len, d_model, *, dtype=torch.float32, device=None):
-    position = torch.arange(seq_len, dtype=dtype, device=device).unsqueeze(1)
-    div_term = torch.exp(torch.arange(0, d_model, 2, dtype=dtype, device=device) * math.log(10000.0) / d_model)
-    pe = torch.zeros(seq_len, d_model, dtype=dtype, device=device)
+    pe = torch.zeros(seq_len, d_model)
+    position = torch.arange(0, seq_len).unsqueeze(1).float()
+    div_term = torch.exp(torch.arange(0, d_model, 2).float() * (-math.log(10000.0) / d_model))
     pe[:, 0::2] = torch.sin(position * div_term)
     pe[:, 1::2] = torch.cos(position * div_term)
-    return pe
-''', ("minus sign",), "the exponent's minus sign lost: frequencies grow along the columns"),
+    return pe.to(dtype=dtype, device=device)
+''', ("float32",), "the table computed in float32, then cast to the asked dtype"),
     WrongAnswer("sinusoidal_positional_encoding", '''def sinusoidal_positional_encoding(seq_len, d_model, *, dtype=torch.float32, device=None):
     pos = torch.arange(seq_len, dtype=dtype, device=device)[:, None]
     freqs = 1.0 / 10000 ** (torch.arange(0, d_model, 2, dtype=dtype, device=device) / d_model)
