@@ -9,7 +9,8 @@ from functools import partial
 
 import numpy as np
 import torch
-from torch import Tensor
+import torch.nn.functional as F
+from torch import Tensor, nn
 
 import tfcourse.np as tnp
 from autograder.exercise import Case, CaseContext, Exercise, Mistake, with_dropout
@@ -99,9 +100,12 @@ def numpy_cross_attention_cases(ctx: CaseContext, hidden: bool) -> list[Case]:
 
 
 def _cross_attention_variant(keys_from_decoder: bool = False, queries_from_memory: bool = False,
-                             scale_by_d_model: bool = False, project_out: bool = True):
-    """A wrong cross-attention: K, V from the decoder, Q from the encoder, sqrt(d_model) scaling, or no W_O."""
+                             scale_by_d_model: bool = False, project_out: bool = True, transposed: bool = False):
+    """A wrong cross-attention: K, V from the decoder, Q from the encoder, sqrt(d_model) scaling, no W_O, or the
+    weights applied in ``nn.Linear``'s layout, ``x @ w.T``."""
     def attention(x, memory, w_q, w_k, w_v, w_o, n_heads, mask=None):
+        if transposed:
+            w_q, w_k, w_v, w_o = w_q.T, w_k.T, w_v.T, w_o.T
         if keys_from_decoder:
             memory = x
         if queries_from_memory:
@@ -132,6 +136,9 @@ NUMPY_CROSS_ATTENTION = Exercise(
                 "not sqrt(d_model)."),
         Mistake("missing output projection", _cross_attention_variant(project_out=False),
                 "multiply the merged heads by w_o."),
+        Mistake("weights transposed", _cross_attention_variant(transposed=True),
+                "the weights are (d_model, d_model) arrays applied as x @ w; x @ w.T is nn.Linear's layout "
+                "(its weight is (out, in)), which these arrays are not in."),
     ),
     hints=(
         "It is your multi-head attention with two inputs: q = x @ w_q, but k = memory @ w_k and v = memory @ w_v.",
@@ -147,9 +154,14 @@ NUMPY_CROSS_ATTENTION = Exercise(
 
 # --- NumPy encoder layer -------------------------------------------------------------------------
 
+def _relu(z: np.ndarray) -> np.ndarray:
+    return np.maximum(z, 0)
+
+
 def numpy_encoder_layer_reference(x: np.ndarray, params: dict[str, np.ndarray], n_heads: int,
                                   mask: np.ndarray | None = None, *, norm_first: bool = False,
-                                  residual: bool = True, use_mask: bool = True) -> np.ndarray:
+                                  residual: bool = True, use_mask: bool = True,
+                                  layer_norm: Callable = tnp.layer_norm, relu: Callable = _relu) -> np.ndarray:
     """The original (post-LN) encoder layer in NumPy, ``(batch, seq, d_model) -> (batch, seq, d_model)``:
 
         h = LN_1(x + SelfAttention(x)),   out = LN_2(h + FFN(h)),   FFN(h) = max(0, h W_1 + b_1) W_2 + b_2
@@ -164,16 +176,34 @@ def numpy_encoder_layer_reference(x: np.ndarray, params: dict[str, np.ndarray], 
         return tnp.multi_head_attention(h, *weights, n_heads, mask if use_mask else None)[0]
 
     def feed_forward(h: np.ndarray) -> np.ndarray:
-        return tnp.feed_forward(h, params["w1"], params["b1"], params["w2"], params["b2"])
+        return relu(h @ params["w1"] + params["b1"]) @ params["w2"] + params["b2"]
 
     for sublayer, norm in ((attend, "norm1"), (feed_forward, "norm2")):
         weight, bias = params[f"{norm}_weight"], params[f"{norm}_bias"]
         kept = x if residual else 0.0
         if norm_first:
-            x = kept + sublayer(tnp.layer_norm(x, weight, bias))
+            x = kept + sublayer(layer_norm(x, weight, bias))
         else:
-            x = tnp.layer_norm(kept + sublayer(x), weight, bias)
+            x = layer_norm(kept + sublayer(x), weight, bias)
     return x
+
+
+def _unbiased_layer_norm(z: np.ndarray, weight: np.ndarray, bias: np.ndarray, eps: float = 1e-5) -> np.ndarray:
+    """LayerNorm with the unbiased variance (divided by d - 1)."""
+    centred = z - z.mean(-1, keepdims=True)
+    return centred / np.sqrt(z.var(-1, ddof=1, keepdims=True) + eps) * weight + bias
+
+
+def _max_over_axis_0(z: np.ndarray) -> np.ndarray:
+    """``np.max(z, 0)``: the largest value along axis 0, where a ReLU (``np.maximum(z, 0)``) was meant."""
+    return np.max(z, 0)
+
+
+def _first_norm_twice(x: np.ndarray, params: dict[str, np.ndarray], n_heads: int,
+                      mask: np.ndarray | None = None) -> np.ndarray:
+    """The encoder layer with norm1's parameters in both LayerNorms."""
+    both = {**params, "norm2_weight": params["norm1_weight"], "norm2_bias": params["norm1_bias"]}
+    return numpy_encoder_layer_reference(x, both, n_heads, mask)
 
 
 def _encoder_params(ctx: CaseContext, d_model: int, d_ff: int) -> dict[str, np.ndarray]:
@@ -221,6 +251,16 @@ NUMPY_ENCODER_LAYER = Exercise(
                 "each sublayer's output is added to its input before the norm: LN(x + sublayer(x))."),
         Mistake("mask ignored", partial(numpy_encoder_layer_reference, use_mask=False),
                 "pass `mask` to the self-attention, so no position attends to padding."),
+        Mistake("LayerNorm with the unbiased variance", partial(numpy_encoder_layer_reference,
+                                                                layer_norm=_unbiased_layer_norm),
+                "LayerNorm divides by the biased variance, h.var(-1) (a mean over d_model), not the unbiased one "
+                "(ddof=1, divided by d_model - 1)."),
+        Mistake("np.max instead of np.maximum", partial(numpy_encoder_layer_reference, relu=_max_over_axis_0),
+                "np.max(z, 0) is the largest value along axis 0 (a reduction over the batch); the ReLU is the "
+                "elementwise np.maximum(z, 0)."),
+        Mistake("norm1's parameters in both LayerNorms", _first_norm_twice,
+                "each LayerNorm has its own parameters: the second sublayer is normalised with norm2_weight and "
+                "norm2_bias."),
     ),
     hints=(
         "Two sublayers, each in the same wrapper: x = layer_norm(x + sublayer(x)). Self-attention first, "
@@ -424,17 +464,22 @@ def decoder_cases(ctx: CaseContext, hidden: bool) -> list[Case]:
                                      init=(2, 16, 4, 32, 0.2, False)), ctx)
 
 
-def _stack_variant(final_norm: bool = True, pass_masks: bool = True, chain: bool = True, repeat_last: bool = False):
+def _stack_variant(final_norm: bool = True, pass_masks: bool = True, chain: bool = True, repeat_last: bool = False,
+                   dropped_masks: tuple[str, ...] = (), post_ln_norm: bool = False):
     """A wrong ``Encoder.forward`` / ``Decoder.forward``, called with the reference stack as first argument.
 
     ``repeat_last`` is what ``nn.ModuleList([layer] * n_layers)`` computes: one layer object n times,
-    holding the weights loaded last.
+    holding the weights loaded last. ``dropped_masks`` are not passed on to the layers; ``post_ln_norm``
+    ends a post-LN stack with a LayerNorm too (a fresh one: weight 1, bias 0).
     """
     def forward(stack, x, *memory, **masks):
         layers = [stack.layers[-1]] * len(stack.layers) if repeat_last else list(stack.layers)
+        passed = {name: mask for name, mask in masks.items() if pass_masks and name not in dropped_masks}
         out = x
         for layer in layers:
-            out = layer(out if chain else x, *memory, **(masks if pass_masks else {}))
+            out = layer(out if chain else x, *memory, **passed)
+        if post_ln_norm and isinstance(stack.norm, nn.Identity):
+            return F.layer_norm(out, out.shape[-1:])
         return stack.norm(out) if final_norm else out
     return forward
 
@@ -444,6 +489,8 @@ _REPEATED_LAYER = ("the stack holds one layer object n_layers times ([layer] * n
 _UNCHAINED = "each layer must read the previous layer's output: x = layer(x, ...) inside the loop."
 _NO_FINAL_NORM = ("a pre-LN stack leaves its last residual stream unnormalised: end with self.norm "
                   "(a LayerNorm when norm_first, nn.Identity() otherwise).")
+_POST_LN_FINAL_NORM = ("a post-LN stack needs no final norm: each of its layers already ends with a LayerNorm. "
+                       "self.norm is LayerNorm(d_model) only when norm_first, nn.Identity() otherwise.")
 
 ENCODER = Exercise(
     name="Encoder",
@@ -455,6 +502,7 @@ ENCODER = Exercise(
     forbidden=TORCH_TRANSFORMER,
     mistakes=(
         Mistake("no final norm in a pre-LN stack", _stack_variant(final_norm=False), _NO_FINAL_NORM),
+        Mistake("a final norm in a post-LN stack", _stack_variant(post_ln_norm=True), _POST_LN_FINAL_NORM),
         Mistake("mask not passed to the layers", _stack_variant(pass_masks=False),
                 "give every layer the mask: layer(x, mask)."),
         Mistake("one layer repeated", _stack_variant(repeat_last=True), _REPEATED_LAYER),
@@ -481,8 +529,12 @@ DECODER = Exercise(
     forbidden=TORCH_TRANSFORMER,
     mistakes=(
         Mistake("no final norm in a pre-LN stack", _stack_variant(final_norm=False), _NO_FINAL_NORM),
+        Mistake("a final norm in a post-LN stack", _stack_variant(post_ln_norm=True), _POST_LN_FINAL_NORM),
         Mistake("masks not passed to the layers", _stack_variant(pass_masks=False),
                 "give every layer both masks: layer(x, memory, tgt_mask, memory_mask)."),
+        Mistake("memory_mask not passed to the layers", _stack_variant(dropped_masks=("memory_mask",)),
+                "give every layer memory_mask too, layer(x, memory, tgt_mask, memory_mask), or its "
+                "cross-attention attends to the source's padding."),
         Mistake("one layer repeated", _stack_variant(repeat_last=True), _REPEATED_LAYER),
         Mistake("every layer reads the stack's input", _stack_variant(chain=False), _UNCHAINED),
     ),

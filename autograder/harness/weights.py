@@ -31,9 +31,10 @@ def load_weights_by_name(
     theirs = learner.state_dict()
     missing = [name for name in weights if name not in theirs]
     if missing:
-        members = sorted({name.split(".")[0] for name in weights})
-        return None, Mismatch("type", f"your module has no parameter {missing[0]!r}. Name its members "
-                                      f"{', '.join(members)} as in the exercise, so the checker can copy weights in.")
+        return None, Mismatch("type", _unregistered(learner, missing[0]) or (
+            f"your module has no parameter {missing[0]!r}. Name its members "
+            f"{', '.join(sorted({name.split('.')[0] for name in weights}))} as in the exercise, so the checker "
+            "can copy weights in."))
     wrong_shape = [n for n in weights if theirs[n].shape != weights[n].shape]
     if wrong_shape:
         name = wrong_shape[0]
@@ -42,6 +43,19 @@ def load_weights_by_name(
     learner = learner.to(device, dtype).eval()
     learner.load_state_dict(weights, strict=False)
     return learner, None
+
+
+def _unregistered(learner: nn.Module, name: str) -> str | None:
+    """Why the parameter ``name`` is missing when the member holding it is a plain Python list, tuple or dict of
+    modules, whose parameters a module does not register; ``None`` otherwise."""
+    member = getattr(learner, name.split(".")[0], None)
+    values = member.values() if isinstance(member, dict) else member if isinstance(member, (list, tuple)) else ()
+    if not any(isinstance(value, nn.Module) for value in values):
+        return None
+    container = "nn.ModuleDict" if isinstance(member, dict) else "nn.ModuleList"
+    return (f"your module has no parameter {name!r}: `{name.split('.')[0]}` is a Python {type(member).__name__}, "
+            "whose modules a module does not register (their parameters are neither trained nor saved). "
+            f"Hold them in an {container}(...).")
 
 
 INPUT = "input "  # the prefix of an input's gradient among the gradients by name (no parameter name has a space)
