@@ -125,8 +125,10 @@ NOAM_LR = Exercise(
     mistakes=(
         Mistake("warm-up term with warmup^-0.5", _noam_formula(warmup_power=-0.5),
                 "during warm-up the rate is step * warmup^-1.5 (so both terms meet at step = warmup)."),
-        Mistake("max instead of min", _noam_formula(pick=max),
-                "take the smaller of the two terms: the linear warm-up first, then the step^-0.5 decay."),
+        Mistake("no warm-up", _noam_formula(pick=max),
+                "the rate follows step^-0.5 from the first step, with no warm-up: take the smaller of the two terms "
+                "(min, not max), the warm-up term being step * warmup ** -1.5 (times warmup ** -1.5, not divided "
+                "by it)."),
         Mistake("no d_model^-0.5 factor", lambda step, d_model, warmup: training.noam_lr(step, 1, warmup),
                 "multiply by d_model^-0.5: wider models get smaller learning rates."),
         Mistake("step 0 gives 0", lambda step, d_model, warmup: 0.0 if step == 0 else
@@ -339,8 +341,17 @@ def sample_cases(ctx: CaseContext, hidden: bool) -> list[Case]:
         ("top_k 3 and top_p 0.6", {"top_k": 3, "top_p": 0.6}),
         ("temperature 0 is greedy", {"temperature": 0.0}),
     ]
-    return [Case(label, (ctx.randn(batch, vocab, scale=1.5),), {**options, "generator": _fresh_generator(ctx)})
-            for label, options in settings]
+    return [Case(label, (ctx.randn(batch, vocab, scale=1.5),), {**options, "generator": _fresh_generator(ctx)},
+                 rule=SAMPLING_RULES.get(label, "")) for label, options in settings]
+
+
+SAMPLING_RULES = {
+    "temperature 1": "draw with torch.multinomial(probs, num_samples=1, generator=generator): the check hands your "
+                     "function and the course's the same seeded generator, so the same distribution draws the same "
+                     "tokens; without generator= the draws come from torch's global generator and differ.",
+    "temperature 0 is greedy": "temperature == 0 means greedy decoding: return logits.argmax(-1), without dividing "
+                               "by the temperature or drawing.",
+}
 
 
 def _sampler(order: tuple[str, ...] = ("temperature", "top_k", "top_p"), multiply: bool = False,
@@ -610,8 +621,9 @@ def _norm(params: dict[str, Tensor], name: str, x: Tensor) -> Tensor:
     return layer_norm(x, params[f"{name}.weight"], params[f"{name}.bias"])
 
 
-def _gpt_variant(shift_positions: bool = True, shift_mask: bool = True, causal: bool = True):
-    """The GPT forward pass with a KV cache, written out; the switches give the classic cache bugs."""
+def _gpt_variant(shift_positions: bool = True, shift_mask: bool = True, causal: bool = True, final_norm: bool = True):
+    """The GPT forward pass with a KV cache, written out; the switches give the classic cache bugs, and a forward
+    pass without the final LayerNorm."""
     def forward(params, idx, n_heads, cache=None):
         new, past = idx.size(1), 0 if cache is None else cache[0][0].size(-2)
         start = past if shift_positions else 0
@@ -632,7 +644,7 @@ def _gpt_variant(shift_positions: bool = True, shift_mask: bool = True, causal: 
             x = x + _linear(params, f"{block}.self_attn.out_proj", merge_heads(out))
             h = _norm(params, f"{block}.ff_residual.norm", x)
             x = x + _linear(params, f"{block}.ff.w2", gelu(_linear(params, f"{block}.ff.w1", h)))
-        return F.linear(_norm(params, "norm", x), params["lm_head.weight"]), updated
+        return F.linear(_norm(params, "norm", x) if final_norm else x, params["lm_head.weight"]), updated
     return forward
 
 
@@ -658,6 +670,9 @@ GPT_FORWARD = Exercise(
         Mistake("no causal mask", _gpt_variant(causal=False),
                 "without a causal mask a token sees later tokens of its own chunk; the cached pass then "
                 "disagrees with generation one token at a time."),
+        Mistake("no final LayerNorm", _gpt_variant(final_norm=False),
+                "pre-LN blocks leave the residual stream unnormalised: apply the final LayerNorm, params['norm.weight'] "
+                "and params['norm.bias'], before the output head."),
         Mistake("cache holds only the new positions", _cache_of_new_tokens_only,
                 "return the concatenated keys and values (cached + new), so the next call sees every earlier token."),
     ),
