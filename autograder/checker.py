@@ -78,6 +78,8 @@ def report(exercise: Exercise, outcomes: list[CaseOutcome]) -> str:
                  f"  {first.mismatch.message}"]
     if first.rule:
         lines.append(f"  This case checks a rule the notebook states: {first.rule}")
+    if first.sublayer and not first.hidden:
+        lines.append(f"  Where it goes wrong: {first.sublayer}")
     mistake = diagnose(exercise, outcomes)
     if mistake:
         lines.append(f"  This looks like a known mistake, {mistake.name}: {mistake.explanation}")

@@ -23,9 +23,11 @@ from torch import nn
 
 from autograder.compare import Mismatch, compare
 from autograder.exercise import Case, CaseContext, Exercise, Mistake
+from autograder.harness.activations import Step, recording, steps_from_plain
 from autograder.harness.calls import Produced, clone, function_output, module_output
 from autograder.harness.dropout import train_with_fixed_masks
 from autograder.harness.weights import INPUT, gradients_by_name, track_inputs
+from autograder.sublayers import relative_tolerance, where_it_goes_wrong
 from autograder.tolerance import convert, derive, eps_of, scaled
 
 # Failures where the learner's output exists and can be compared with a known mistake's.
@@ -36,7 +38,8 @@ DETACHED = ".detach(), .data, torch.no_grad(), .item(), a NumPy round trip"  # w
 @dataclass(frozen=True)
 class CaseOutcome:
     """The verdict on one case at one dtype and device; ``hidden`` marks the instructor's hidden cases,
-    ``training`` a module case run in training mode, ``rule`` the stated requirement the case enforces."""
+    ``training`` a module case run in training mode, ``rule`` the stated requirement the case enforces, ``sublayer``
+    which sub-module of a wrong module first goes wrong (:mod:`autograder.sublayers`)."""
 
     case: str
     device: str
@@ -46,6 +49,7 @@ class CaseOutcome:
     hidden: bool = False
     training: bool = False
     rule: str = ""
+    sublayer: str = ""
 
     @property
     def passed(self) -> bool:
@@ -62,7 +66,8 @@ class PreparedCase:
     floating-point inputs' (``"input 0"`` for the first position, ``"input memory"`` for a keyword)
     of a module or of a function whose exercise compares them. ``tolerance`` and ``gradient_tolerance``
     are how close the output and the gradients must come (:func:`autograder.tolerance.derive`;
-    ``None``: exactly, or the exercise's fixed ones).
+    ``None``: exactly, or the exercise's fixed ones). ``activations`` are the reference module's sub-modules'
+    inputs and outputs in an eval-mode case (:mod:`autograder.harness.activations`).
     """
 
     case: Case
@@ -73,11 +78,13 @@ class PreparedCase:
     expected_gradients: dict[str, torch.Tensor] | None = None
     tolerance: Any = None
     gradient_tolerance: Any = None
+    activations: list[Step] | None = None
 
-    def outcome(self, mismatch: Mismatch | None = None, matching_mistakes: tuple[str, ...] = ()) -> CaseOutcome:
+    def outcome(self, mismatch: Mismatch | None = None, matching_mistakes: tuple[str, ...] = (),
+                sublayer: str = "") -> CaseOutcome:
         """The verdict on this case."""
         return CaseOutcome(self.case.label, str(self.context.device), str(self.context.dtype).replace("torch.", ""),
-                           mismatch, matching_mistakes, self.hidden, self.case.training, self.case.rule)
+                           mismatch, matching_mistakes, self.hidden, self.case.training, self.case.rule, sublayer)
 
 
 def available_devices() -> list[torch.device]:
@@ -156,7 +163,17 @@ def _prepare(exercise: Exercise, case: Case, context: CaseContext, seed: int, hi
     expected, gradients = answer()
     tolerance, gradient_tolerance = _tolerance(exercise, context, (expected, gradients), answer, ((1,),)) \
         or (None, None)
-    return PreparedCase(case, context, expected, hidden, reference, gradients, tolerance, gradient_tolerance)
+    activations = _activations(reference, case) if reference is not None and not case.training else None
+    return PreparedCase(case, context, expected, hidden, reference, gradients, tolerance, gradient_tolerance,
+                        activations)
+
+
+def _activations(reference: nn.Module, case: Case) -> list[Step] | None:
+    """The reference's sub-modules' inputs and outputs on the case (:mod:`autograder.harness.activations`)."""
+    args, kwargs = clone((case.args, case.kwargs))
+    with torch.no_grad(), recording(reference) as steps:
+        reference(*args, **kwargs)
+    return steps_from_plain(steps)
 
 
 def _tolerance(exercise: Exercise, context: CaseContext, expected: Any, answer, gradients: tuple = ()) -> Any:
@@ -188,12 +205,27 @@ def judge(exercise: Exercise, prepared: PreparedCase, produced: Produced) -> Cas
     mismatch = _with_precision_note(prepared, produced.output,
                                     compare(produced.output, prepared.expected, tolerance))
     if mismatch and mismatch.stage in DIAGNOSABLE_STAGES:
-        return prepared.outcome(mismatch, _matching_mistakes(exercise, prepared, produced.output))
+        return prepared.outcome(mismatch, _matching_mistakes(exercise, prepared, produced.output),
+                                _sublayer(exercise, prepared, produced))
     if mismatch:
         return prepared.outcome(mismatch)
     if prepared.expected_gradients is not None and prepared.case.gradients:
-        return prepared.outcome(_gradient_mismatch(exercise, prepared, produced))
+        mismatch = _gradient_mismatch(exercise, prepared, produced)
+        return prepared.outcome(mismatch, sublayer=_sublayer(exercise, prepared, produced, swaps_only=True)
+                                if mismatch else "")
     return prepared.outcome()
+
+
+def _sublayer(exercise: Exercise, prepared: PreparedCase, produced: Produced, swaps_only: bool = False) -> str:
+    """Which sub-module of a wrong module first goes wrong (:func:`autograder.sublayers.where_it_goes_wrong`)."""
+    if prepared.activations is None or produced.activations is None:
+        return ""
+    case, names = prepared.case, input_names(exercise)
+    inputs = {(names[i] if i < len(names) else f"argument {i + 1}"): value for i, value in enumerate(case.args)}
+    inputs = {name: value for name, value in {**inputs, **case.kwargs}.items() if isinstance(value, torch.Tensor)}
+    relative = relative_tolerance(prepared.tolerance, prepared.expected, prepared.context.dtype)
+    return where_it_goes_wrong(prepared.reference, prepared.activations, produced.activations, inputs,
+                               prepared.expected, produced.output, relative, swaps_only)
 
 
 def _gradient_mismatch(exercise: Exercise, prepared: PreparedCase, produced: Produced) -> Mismatch | None:

@@ -267,7 +267,8 @@ def _produced(event: dict[str, Any]) -> Produced:
         return Produced(failure=_mismatch(event))
     gradients, error = event.get("gradients"), event.get("gradient_error")
     return Produced(event.get("output"), gradients if isinstance(gradients, dict) else None,
-                    gradient_error=error[:MESSAGE_CHARS] if isinstance(error, str) else None)
+                    gradient_error=error[:MESSAGE_CHARS] if isinstance(error, str) else None,
+                    activations=event.get("activations") if type(event.get("activations")) is list else None)
 
 
 def _outcomes(check: Check, prepared: list, result: _TaskResults, ending: str | None) -> list[CaseOutcome]:

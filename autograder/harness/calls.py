@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import copy
 import traceback
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Callable
 
 import torch
 
+from autograder.harness.activations import recording
 from autograder.harness.dropout import train_with_fixed_masks
 from autograder.harness.forbidden import COURSE_PACKAGES, ForbiddenAPIUsed, forbidden_calls
 from autograder.harness.inputs import changed_input
@@ -55,12 +56,14 @@ class Produced:
 
     ``gradients`` are a module's parameters' and its inputs' gradients, or a function's inputs' when its exercise
     compares them (:func:`~autograder.harness.weights.gradients_by_name`); ``None`` when they could not be taken,
-    ``gradient_error`` saying why."""
+    ``gradient_error`` saying why. ``activations`` are a module's sub-modules' inputs and outputs in an eval-mode
+    case, as plain data (:func:`~autograder.harness.activations.recording`)."""
 
     output: Any = None
     gradients: dict[str, torch.Tensor] | None = None
     failure: Mismatch | None = None
     gradient_error: str | None = None
+    activations: list | None = None
 
 
 def raised(error: BaseException) -> Mismatch:
@@ -134,7 +137,8 @@ def module_output(cls: Callable, init: tuple, weights: dict[str, torch.Tensor], 
     the floating-point inputs.
 
     The module runs in eval mode, or with ``training`` in training mode with the dropout masks that
-    ``seed`` fixes (:func:`~autograder.harness.dropout.train_with_fixed_masks`)."""
+    ``seed`` fixes (:func:`~autograder.harness.dropout.train_with_fixed_masks`); in eval mode the sub-modules'
+    inputs and outputs are recorded too (:func:`~autograder.harness.activations.recording`)."""
     module, failure = call_guarded(lambda: cls(*init), forbidden)
     if failure is None:
         module, failure = load_weights_by_name(module, weights, device, dtype)
@@ -144,5 +148,8 @@ def module_output(cls: Callable, init: tuple, weights: dict[str, torch.Tensor], 
         return Produced(failure=failure)
     with torch.enable_grad():  # the notebook may have turned autograd off; the module itself must not
         args, kwargs, inputs = track_inputs(args, kwargs)
-        output, failure = call_keeping_inputs(module, args, kwargs, forbidden)
-        return _with_gradients(module, output, inputs) if failure is None else Produced(failure=failure)
+        with recording(module, enabled=not training) as activations:
+            output, failure = call_keeping_inputs(module, args, kwargs, forbidden)
+        if failure:
+            return Produced(failure=failure)
+        return replace(_with_gradients(module, output, inputs), activations=activations or None)

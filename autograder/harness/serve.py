@@ -108,7 +108,7 @@ class _Reporter:
             message = dumps(event)
         except Exception as error:  # an output too big for the memory left, say
             plain = {key: value for key, value in event.items()
-                     if key not in ("output", "gradients", "gradient_error")}
+                     if key not in ("output", "gradients", "gradient_error", "activations")}
             message = dumps({**plain, "stage": "type", "message": f"the output could not be sent back as data "
                                                                   f"({type(error).__name__}: {error})"[:MESSAGE_CHARS]})
         write_frame(self.fd, message)
@@ -117,7 +117,7 @@ class _Reporter:
 def serve(job_fd: int, result_fd: int) -> None:
     """Run the pickled :class:`Job` read from ``job_fd``, sending events to ``result_fd``.
 
-    Events: ``task`` (a check starts), ``case`` (one case's output and gradients, or its
+    Events: ``task`` (a check starts), ``case`` (one case's output, gradients and sub-modules' activations, or its
     failure's ``stage`` and ``message``), ``missing`` (the checked name is not defined), ``done``.
     """
     chunks = []
@@ -193,7 +193,8 @@ def _run_task(job: Job, index: int, namespace: dict, errors: list[str], reporter
                           message=produced.failure.message)
         else:
             reporter.send(event="case", task=index, case=number, output=produced.output,
-                          gradients=produced.gradients, gradient_error=produced.gradient_error)
+                          gradients=produced.gradients, gradient_error=produced.gradient_error,
+                          activations=produced.activations)
 
 
 def _produce(task: Task, target: Any, case: CaseInput, seconds: float) -> Produced:
