@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import re
 from collections import Counter
-from collections.abc import Hashable, Sequence
+from collections.abc import Callable, Hashable, Sequence
 from functools import partial
 
 import numpy as np
@@ -40,15 +40,17 @@ def addition_cases(ctx: CaseContext, hidden: bool) -> list[Case]:
 
 
 def _addition_variant(most_significant_first: bool = False, carry: bool = True, pad: bool = True,
-                      terminator: str = ref.TERMINATOR):
-    """A wrong ``make_addition_example``: steps in reading order, no carry, no zero padding, or no terminator."""
+                      terminator: str = ref.TERMINATOR, carry_out: bool = False):
+    """A wrong ``make_addition_example``: steps in reading order, no carry, no zero padding, no terminator, or each
+    step written with the carry out of its own column instead of the carry into it."""
     def make(a: int, b: int, chain_of_thought: bool) -> tuple[str, str]:
         width = max(len(str(a)), len(str(b))) if pad else min(len(str(a)), len(str(b)))
         columns = list(zip(str(a).zfill(width)[::-1][:width], str(b).zfill(width)[::-1][:width]))
         steps, carried = [], 0
         for x, y in columns[::-1] if most_significant_first else columns:
             total = int(x) + int(y) + carried
-            steps.append(f"{x}+{y}+{carried}={total}")
+            written = total // 10 if carry_out else carried
+            steps.append(f"{x}+{y}+{written}={total}")
             carried = total // 10 if carry else 0
         answer = f"{a + b}{terminator}"
         return f"{a}+{b}=", f"{','.join(steps)},={answer}" if chain_of_thought else answer
@@ -75,6 +77,9 @@ MAKE_ADDITION_EXAMPLE = Exercise(
         Mistake("shorter operand not padded", _addition_variant(pad=False),
                 "pad the shorter operand with leading zeros, so there is one step per digit of the longer one: "
                 '5+123 gives "5+3+0=8,0+2+0=2,0+1+0=1,=128.".'),
+        Mistake("carry out written for the carry in", _addition_variant(carry_out=True),
+                "each step writes the carry into its column, the one computed at the previous column, then its sum: "
+                'update the carry after writing the step ("8+7+0=15,5+6+1=12", not "8+7+1=15,5+6+1=12").'),
     ),
     hints=(
         'The prompt is f"{a}+{b}=". The direct target is f"{a + b}.". The chain-of-thought target is the '
@@ -360,10 +365,12 @@ def power_law_cases(ctx: CaseContext, hidden: bool) -> list[Case]:
             Case("plain Python lists", tuple(values.tolist() for values in noisy_law(5, 2.0, 6.0)))]
 
 
-def _power_law_variant(negate: bool = True, exponentiate: bool = True, swap_axes: bool = False):
-    """A wrong fit: slope not negated, intercept left as log(a), or log(size) regressed on log(loss)."""
+def _power_law_variant(negate: bool = True, exponentiate: bool = True, swap_axes: bool = False,
+                       log: Callable[[np.ndarray], np.ndarray] = np.log):
+    """A wrong fit: slope not negated, intercept left as log(a), log(size) regressed on log(loss), or logs taken
+    with ``log`` (``np.log10``) but the intercept undone with ``np.exp``."""
     def fit(sizes, losses) -> tuple[float, float]:
-        x, y = np.log(np.asarray(sizes, dtype=np.float64)), np.log(np.asarray(losses, dtype=np.float64))
+        x, y = log(np.asarray(sizes, dtype=np.float64)), log(np.asarray(losses, dtype=np.float64))
         slope, intercept = np.polyfit(*((y, x) if swap_axes else (x, y)), deg=1)
         return float(np.exp(intercept) if exponentiate else intercept), float(-slope if negate else slope)
     return fit
@@ -385,6 +392,9 @@ FIT_POWER_LAW = Exercise(
                 "the intercept of the line is log(a); return a = exp(intercept)."),
         Mistake("axes swapped", _power_law_variant(swap_axes=True),
                 "regress log(loss) (the y values) on log(size) (the x values), not the other way round."),
+        Mistake("log10 undone with exp", _power_law_variant(log=np.log10),
+                "with base-10 logs the intercept is log10(a): a = 10 ** intercept, not np.exp(intercept) (or take "
+                "natural logs, np.log, throughout)."),
     ),
     hints=(
         "Take logs: with x = log(size) and y = log(loss), the law is the line y = log(a) - alpha * x.",
