@@ -119,7 +119,8 @@ def _grade(sandbox: Sandbox, plan: NotebookPlan, notebook: nbformat.NotebookNode
     program = build_program(plan, notebook)
     run = SandboxRun(events=[{"event": "done"}])
     if any(isinstance(step, int) for step in program.steps):
-        run = sandbox.run(Job(program.steps, plan.tasks, limits.seconds_per_call, submission.helpers))
+        run = sandbox.run(Job(program.steps, plan.tasks, limits.seconds_per_call, submission.helpers,
+                               program.cell_names))
     results = _task_results(run, plan)
     ending = run.ending(limits)
     verdicts = {grade_id: _cell_verdict(plan, cell, program.rejected, results, ending)

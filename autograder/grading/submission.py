@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import ast
 import copy
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Iterator
 
 import nbformat
@@ -98,16 +98,28 @@ def align(plan: NotebookPlan, notebook: nbformat.NotebookNode) -> list[Placed]:
 @dataclass
 class Program:
     """What the sandbox runs: code (source text) and checks (task indices) in notebook order,
-    and the checks the static scan rejected, with the reason."""
+    the checks the static scan rejected, with the reason, and each code step's cell as the learner finds it
+    (:func:`cell_name`)."""
 
     steps: list[str | int]
     rejected: dict[int, Mismatch]
+    cell_names: dict[int, str] = field(default_factory=dict)
+
+
+def cell_name(placed: Placed, positions: dict[int, int]) -> str:
+    """How a learner finds ``placed`` in their notebook: "cell 7", its position counted from 1 over every cell
+    (text cells too); an instructor cell the learner deleted and grading put back is named by its nbgrader id."""
+    if placed.cell is None:
+        return f"cell '{placed.grade_id}' of the assignment (put back where you deleted it)"
+    return f"cell {positions[id(placed.cell)]}"
 
 
 def build_program(plan: NotebookPlan, notebook: nbformat.NotebookNode) -> Program:
     """The steps for a submission, and its checks rejected by the static scan."""
     steps: list[str | int] = []
     rejected: dict[int, Mismatch] = {}
+    cell_names: dict[int, str] = {}
+    positions = {id(cell): number for number, cell in enumerate(notebook.cells, 1)}
     bindings: dict[str, Binding] = {}  # name -> the learner's statement that last bound it
     learner_source = LearnerSource()
     for placed in align(plan, notebook):
@@ -120,13 +132,15 @@ def build_program(plan: NotebookPlan, notebook: nbformat.NotebookNode) -> Progra
                 elif task not in steps:
                     steps.append(task)
         elif role == LOCKED and plan.cells[placed.grade_id].cell_type == "code":
+            cell_names[len(steps)] = cell_name(placed, positions)
             steps.append(python_source(plan.cells[placed.grade_id].source))
             for name in _bound_names(steps[-1]):
                 bindings.pop(name, None)
         elif _text(placed.cell, "cell_type") == "code" and role in (None, SOLUTION, MANUAL):
+            cell_names[len(steps)] = cell_name(placed, positions)
             steps.append(learner_source(_text(placed.cell, "source")))
             bindings.update(_bound_names(steps[-1]))
-    return Program(steps, rejected)
+    return Program(steps, rejected, cell_names)
 
 
 @dataclass(frozen=True)

@@ -9,7 +9,6 @@ becomes a :class:`~autograder.harness.mismatch.Mismatch` that says why.
 from __future__ import annotations
 
 import copy
-import traceback
 from dataclasses import dataclass, replace
 from typing import Any, Callable
 
@@ -17,9 +16,11 @@ import torch
 
 from autograder.harness.activations import recording
 from autograder.harness.dropout import train_with_fixed_masks
+from autograder.harness.errors import plain_words
 from autograder.harness.forbidden import COURSE_PACKAGES, ForbiddenAPIUsed, forbidden_calls
 from autograder.harness.inputs import changed_input
 from autograder.harness.mismatch import Mismatch
+from autograder.harness.origin import learner_place
 from autograder.harness.weights import gradients_by_name, load_weights_by_name, track_inputs
 
 MESSAGE_CHARS = 2000  # longest learner-made text (an exception message) sent back
@@ -67,19 +68,36 @@ class Produced:
 
 
 def raised(error: BaseException) -> Mismatch:
-    """The message for code that raised instead of returning."""
-    if isinstance(error, NotImplementedError):
+    """The message for code that raised instead of returning: the error, the line of the learner's code where it
+    arose (:func:`~autograder.harness.origin.learner_place`), and what it means in plain words
+    (:func:`~autograder.harness.errors.plain_words`)."""
+    if isinstance(error, NotImplementedError) and plain_words(error) is None:
         return Mismatch("raises", "not implemented yet: replace `raise NotImplementedError` with your solution.")
     if isinstance(error, ForbiddenAPIUsed):
         if error.api.split(".")[0] in COURSE_PACKAGES:
             return Mismatch("forbidden", f"your code uses {error.api}: the course's own packages are not "
                                          "available to graded code. Write the exercise yourself.")
         return Mismatch("forbidden", f"your code calls {error.api}, which this exercise asks you to write yourself.")
+    place = learner_place(error)
+    at = f" at {place}" if place else " (outside the lines of your code, where the check called it)"
     if isinstance(error, SystemExit):
-        return Mismatch("raises", "your code called sys.exit() (or raised SystemExit); return a result instead.")
-    frames = traceback.extract_tb(error.__traceback__)
-    where = f" (line {frames[-1].lineno}: `{frames[-1].line}`)" if frames and frames[-1].line else ""
-    return Mismatch("raises", f"your code raised {type(error).__name__}: {error}{where}."[:MESSAGE_CHARS])
+        return Mismatch("raises", f"your code called sys.exit() (or raised SystemExit){at}; return a result instead.")
+    head = f"your code raised {type(error).__name__}{at}"
+    return Mismatch("raises", head + _described(error, MESSAGE_CHARS - len(head)))
+
+
+def _described(error: BaseException, chars: int) -> str:
+    """``": message."`` (only ``"."`` for an empty message), and what it means in plain words
+    (:func:`~autograder.harness.errors.plain_words`), in ``chars`` characters at most: a long message is cut, the
+    plain words kept."""
+    explanation = plain_words(error)
+    plain = f" In plain words: {explanation}" if explanation else ""
+    message = str(error).strip()
+    room = chars - len(plain) - 3
+    if len(message) > room:
+        message = message[:max(room - 3, 0)] + "..."
+    ending = "" if message.endswith((".", "!", "?")) else "."
+    return f": {message}{ending}{plain}" if message else f".{plain}"
 
 
 def call_guarded(fn: Callable[[], Any], forbidden: tuple[str, ...]) -> tuple[Any, Mismatch | None]:
@@ -126,7 +144,8 @@ def _with_gradients(module: Any, output: Any, inputs: dict[str, torch.Tensor]) -
     try:
         return Produced(output, gradients_by_name(module, output, inputs))
     except Exception as error:  # the judge reports it only when the output itself is right
-        return Produced(output, gradient_error=f"{type(error).__name__}: {error}"[:MESSAGE_CHARS])
+        name = type(error).__name__
+        return Produced(output, gradient_error=name + _described(error, MESSAGE_CHARS - len(name)))
 
 
 def module_output(cls: Callable, init: tuple, weights: dict[str, torch.Tensor], args: tuple, kwargs: dict,

@@ -32,6 +32,7 @@ import torch
 from autograder.harness.calls import MESSAGE_CHARS, Produced, clone, function_output, module_output, raised
 from autograder.harness.forbidden import COURSE_PACKAGES, ForbiddenAPIUsed
 from autograder.harness.mismatch import Mismatch
+from autograder.harness.origin import learner_place
 from autograder.harness.wire import dumps, write_frame
 
 
@@ -65,12 +66,16 @@ class Task:
 @dataclass
 class Job:
     """The notebook's code cells and graded checks in order: each step is source text or a task index;
-    ``files`` (relative path -> bytes) are what the notebook's folder holds beside it."""
+    ``files`` (relative path -> bytes) are what the notebook's folder holds beside it; ``cell_names`` name each
+    source step's cell as the learner finds it in the notebook ("cell 7"; a step not named is "cell N", its
+    position among the steps), which is how an error's report names the cell
+    (:mod:`autograder.harness.origin`)."""
 
     steps: list[str | int]
     tasks: list[Task]
     seconds_per_call: float
     files: dict[str, bytes] = field(default_factory=dict)
+    cell_names: dict[int, str] = field(default_factory=dict)
 
 
 def on_device(tensor: torch.Tensor, device: str) -> torch.Tensor:
@@ -130,7 +135,7 @@ def serve(job_fd: int, result_fd: int) -> None:
     _block_course_packages()
     for index, step in enumerate(job.steps):
         if isinstance(step, str):
-            error = _execute(step, index, namespace, job.seconds_per_call)
+            error = _execute(step, job.cell_names.get(index, f"cell {index + 1}"), namespace, job.seconds_per_call)
             if error:
                 errors.append(error)
         else:
@@ -159,17 +164,19 @@ def place_files(files: dict[str, bytes]) -> list[str]:
     return errors
 
 
-def _execute(source: str, index: int, namespace: dict, seconds: float) -> str | None:
-    """Run one code cell; a one-line description of its error, if any."""
-    filename = f"<cell {index}>"
+def _execute(source: str, cell: str, namespace: dict, seconds: float) -> str | None:
+    """Run one code cell, named ``cell`` ("cell 7") in its traceback's file name; a one-line description of its
+    error, if any."""
+    filename = f"<{cell}>"
     linecache.cache[filename] = (len(source), None, source.splitlines(True), filename)
     try:
         with deadline(seconds):
             exec(compile(source, filename, "exec"), namespace)
     except Overtime:
-        return f"cell {index} ran longer than {seconds:g} s and was stopped"
+        return f"{cell} ran longer than {seconds:g} s and was stopped"
     except BaseException as error:  # the learner's cell may raise anything, SystemExit included
-        return f"cell {index}: {raised(error).message}"
+        message, place = raised(error).message, learner_place(error)
+        return message if place and str(place) in message else f"{cell}: {message}"
     return None
 
 
