@@ -47,6 +47,21 @@ def _softmax_without_max(x: torch.Tensor, dim: int = -1, temperature: float = 1.
     return exps / exps.sum(dim=dim, keepdim=True)
 
 
+def _softmax_without_keepdim(max_keepdim: bool, sum_keepdim: bool):
+    """The guarded softmax with the row maximum or the row sum taken without ``keepdim=True``."""
+    def softmax(x: torch.Tensor, dim: int = -1, temperature: float = 1.0) -> torch.Tensor:
+        z = x / temperature
+        m = z.amax(dim=dim, keepdim=max_keepdim)
+        e = torch.exp(z - torch.where(torch.isfinite(m), m, torch.zeros_like(m)))
+        total = e.sum(dim=dim, keepdim=sum_keepdim)
+        return e / torch.where(total > 0, total, torch.ones_like(total))
+    return softmax
+
+
+KEEPDIM_FORGOTTEN = ("the {step} over `dim` is taken without keepdim=True, so that dimension disappears and the result "
+                     "no longer lines up with x: broadcasting pairs it with other axes, or fails. Pass keepdim=True.")
+
+
 SOFTMAX = Exercise(
     name="softmax",
     lesson=LESSON,
@@ -67,6 +82,10 @@ SOFTMAX = Exercise(
                 "the logits are multiplied by the temperature. Divide them: a high temperature flattens."),
         Mistake("temperature ignored", lambda x, dim=-1, temperature=1.0: ref.softmax(x, dim),
                 "the temperature has no effect. Divide the logits by it before the exponential."),
+        Mistake("keepdim forgotten in the sum", _softmax_without_keepdim(max_keepdim=True, sum_keepdim=False),
+                KEEPDIM_FORGOTTEN.format(step="sum")),
+        Mistake("keepdim forgotten in the max", _softmax_without_keepdim(max_keepdim=False, sum_keepdim=True),
+                KEEPDIM_FORGOTTEN.format(step="maximum")),
     ),
     hints=(
         "softmax(x)_i = exp(x_i) / sum_j exp(x_j). Start from that, keeping `dim` with keepdim=True.",
@@ -144,14 +163,16 @@ def _per_query(ctx: CaseContext, batch: int, q_len: int, k_len: int) -> torch.Te
     return keep
 
 
-def _attention_variant(scale: bool = True, softmax_dim: int = -1, invert: bool = False, after: bool = False):
-    """A wrong attention: without scaling, softmax over queries, inverted mask, or masking after softmax."""
+def _attention_variant(scale: bool = True, softmax_dim: int = -1, invert: bool = False, after: bool = False,
+                       fill: float = float("-inf")):
+    """A wrong attention: without scaling, softmax over queries, inverted mask, masking after softmax, or masked
+    scores set to ``fill`` instead of -inf."""
     def attention(q, k, v, mask=None):
         scores = q @ k.transpose(-2, -1) / (math.sqrt(q.size(-1)) if scale else 1.0)
         if mask is not None and invert:
             mask = ~mask
         if mask is not None and not after:
-            scores = scores.masked_fill(~mask, float("-inf"))
+            scores = scores.masked_fill(~mask, fill)
         weights = ref.softmax(scores, dim=softmax_dim)
         if mask is not None and after:
             weights = weights * mask
@@ -178,6 +199,13 @@ SCALED_DOT_PRODUCT_ATTENTION = Exercise(
         Mistake("masking after the softmax", _attention_variant(after=True),
                 "the weights are masked after the softmax, so they no longer sum to 1. Set masked scores to "
                 "-inf before it."),
+        Mistake("masked scores set to 0", _attention_variant(fill=0.0),
+                "masked scores are set to 0, and exp(0) = 1 still gives those keys weight. Fill them with "
+                "float('-inf'), whose exponential is exactly 0."),
+        Mistake("masked with a large finite number", _attention_variant(fill=-1e9),
+                "a fully masked row gets uniform weights: a finite fill such as -1e9 leaves a row of equal scores, "
+                "which the softmax spreads evenly over keys the query must not see. Fill with float('-inf'): your "
+                "softmax returns zeros for an all -inf row."),
     ),
     hints=(
         "Three steps: scores (your attention_scores), weights = softmax(scores, dim=-1), output = weights @ v.",
@@ -260,7 +288,8 @@ NUMPY_ATTENTION = Exercise(
     forbidden=("scipy.special.softmax",),
     mistakes=(
         Mistake("no sqrt(d_k) scaling", _numpy_variant(scale=False), "the scores are not divided by sqrt(d_k)."),
-        Mistake("softmax over the queries", _numpy_variant(axis=-2), "normalise over the keys (axis=-1)."),
+        Mistake("softmax over the queries", _numpy_variant(axis=-2),
+                "the softmax runs over the query axis; each query's weights must sum to 1 over the keys (axis=-1)."),
     ),
     hints=(
         "np.swapaxes(k, -1, -2) transposes the last two axes; @ is a batched matrix product in NumPy too.",

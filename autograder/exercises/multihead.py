@@ -52,7 +52,12 @@ SPLIT_HEADS = Exercise(
 
 
 def merge_cases(ctx: CaseContext, hidden: bool) -> list[Case]:
-    return [Case(case.label, (multihead.split_heads(*case.args),)) for case in split_cases(ctx, hidden)]
+    """Contiguous heads, as attention's output ``weights @ v`` holds them (``x.transpose(1, 2).view(...)`` fails on
+    them), and once the transposed view that split_heads returns."""
+    split = [(case.label, multihead.split_heads(*case.args)) for case in split_cases(ctx, hidden)]
+    first_label, first_heads = split[0]
+    return [Case(label, (heads.contiguous(),)) for label, heads in split] + [
+        Case(f"{first_label}, as split_heads returns it (a transposed view)", (first_heads,))]
 
 
 MERGE_HEADS = Exercise(
@@ -125,6 +130,11 @@ PADDING_MASK = Exercise(
                 "True must mark real tokens (tokens != pad_id), not the padding."),
         Mistake("missing broadcast axes", lambda t, pad_id: t != pad_id,
                 "the mask must broadcast over heads and queries: shape (batch, 1, 1, seq), e.g. [:, None, None, :]."),
+        Mistake("one broadcast axis", lambda t, pad_id: (t != pad_id)[:, None, :],
+                "the mask has shape (batch, 1, seq): against scores (batch, heads, q_len, k_len) its batch axis would "
+                "line up with the heads. Add two axes: (batch, 1, 1, seq)."),
+        Mistake("pad_id ignored", lambda t, pad_id: masks.padding_mask(t, 0),
+                "padding is always taken to be id 0: compare the tokens with the `pad_id` argument."),
     ),
     hints=("Compare: tokens != pad_id.", "Add two axes: [:, None, None, :].", "The result is (batch, 1, 1, seq)."),
     difficulty=1,
@@ -218,6 +228,12 @@ def _numpy_mha_without_out(x, w_q, w_k, w_v, w_o, n_heads, mask=None):
     return tnp.multi_head_attention(x, w_q, w_k, w_v, np.eye(w_o.shape[0], dtype=w_o.dtype), n_heads, mask)
 
 
+def _numpy_mha_scaled_by_d_model(x, w_q, w_k, w_v, w_o, n_heads, mask=None):
+    """Scores divided by sqrt(d_model): the reference with queries scaled by sqrt(d_head / d_model)."""
+    shrink = np.sqrt(n_heads ** -1.0).astype(x.dtype)
+    return tnp.multi_head_attention(x, w_q * shrink, w_k, w_v, w_o, n_heads, mask)
+
+
 NUMPY_MULTI_HEAD_ATTENTION = Exercise(
     name="numpy_multi_head_attention",
     lesson=LESSON,
@@ -227,6 +243,12 @@ NUMPY_MULTI_HEAD_ATTENTION = Exercise(
     numpy=True,
     mistakes=(
         Mistake("missing output projection", _numpy_mha_without_out, "multiply the merged heads by w_o."),
+        Mistake("scaled by sqrt(d_model)", _numpy_mha_scaled_by_d_model,
+                "the scores are divided by sqrt(d_model). Each head compares vectors of width d_head = d_model // "
+                "n_heads: divide by sqrt(d_head)."),
+        Mistake("mask ignored", lambda x, w_q, w_k, w_v, w_o, n_heads, mask=None:
+                tnp.multi_head_attention(x, w_q, w_k, w_v, w_o, n_heads),
+                "the mask has no effect: scores where the mask is False must become -inf before the softmax."),
     ),
     hints=("x @ w_q gives all heads' queries at once; reshape to (batch, seq, n_heads, d_head).",
            "np.transpose(..., (0, 2, 1, 3)) puts the heads before the sequence.",

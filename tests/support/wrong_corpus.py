@@ -114,11 +114,18 @@ def _notebook(lesson: str) -> nbformat.NotebookNode:
     return nbformat.read(ROOT / "exercises" / lesson / f"{lesson}.ipynb", as_version=4)
 
 
-def _given_cells(lesson: str) -> list[str]:
-    """The learner notebook's locked cells that are not checks: the environment cell and the code it gives."""
-    return [cell.source for cell in _notebook(lesson).cells
+def _given_cells(lesson: str) -> list[tuple[int, str]]:
+    """The learner notebook's locked cells that are not checks, with their positions (from 1, over all cells):
+    the environment cell and the code it gives."""
+    return [(number, cell.source) for number, cell in enumerate(_notebook(lesson).cells, start=1)
             if cell.cell_type == "code" and cell.metadata.get("nbgrader", {}).get("locked")
             and not cell.metadata.get("nbgrader", {}).get("grade")]
+
+
+def _run_cell(source: str, filename: str, namespace: dict[str, Any]) -> None:
+    """Run ``source`` as the notebook cell ``filename`` (``<cell N>``), its lines at hand for tracebacks."""
+    linecache.cache[filename] = (len(source), None, source.splitlines(True), filename)
+    exec(compile(source, filename, "exec"), namespace)
 
 
 @functools.cache
@@ -127,8 +134,8 @@ def lesson_namespace(lesson: str) -> dict[str, Any]:
     namespace: dict[str, Any] = {"__name__": "learner_notebook", "torch": torch, "np": np, "math": math,
                                  "nn": nn, "F": F}
     with contextlib.redirect_stdout(io.StringIO()):
-        for index, source in enumerate(_given_cells(lesson)):
-            exec(compile(source, f"<{lesson} given cell {index}>", "exec"), namespace)
+        for number, source in _given_cells(lesson):
+            _run_cell(source, f"<cell {number}>", namespace)
     return namespace
 
 
@@ -145,9 +152,7 @@ def cell_name(exercise: str) -> str:
 def definition(answer: WrongAnswer) -> Any:
     """The function or class ``answer.source`` defines, run as the exercise's notebook cell."""
     namespace = dict(lesson_namespace(answer.lesson))
-    filename = cell_name(answer.exercise)
-    linecache.cache[filename] = (len(answer.source), None, answer.source.splitlines(True), filename)
-    exec(compile(answer.source, filename, "exec"), namespace)
+    _run_cell(answer.source, cell_name(answer.exercise), namespace)
     return namespace[answer.exercise]
 
 
