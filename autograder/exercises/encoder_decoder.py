@@ -141,11 +141,13 @@ NUMPY_CROSS_ATTENTION = Exercise(
                 "(its weight is (out, in)), which these arrays are not in."),
     ),
     hints=(
-        "It is your multi-head attention with two inputs: q = x @ w_q, but k = memory @ w_k and v = memory @ w_v.",
-        "Split each into heads, (batch, len, d_model) -> (batch, heads, len, d_head); q and k may have different "
-        "lengths, which is fine for q @ k^T.",
-        "numpy_attention(q, k, v, mask) attends per head; merge the heads back to (batch, q_len, d_model) "
-        "and multiply by w_o.",
+        "It is your multi-head attention with two inputs: the queries are projected from `x` with `w_q`, the keys "
+        "and values from `memory` with `w_k` and `w_v`.",
+        "Split each projection into heads, (batch, len, d_model) -> (batch, heads, len, d_head): reshape to (batch,"
+        " len, heads, d_head), then move the head axis forward with `.transpose(0, 2, 1, 3)`. q and k may have "
+        "different lengths; `numpy_attention` handles that.",
+        "out, weights = numpy_attention(q, k, v, mask); merge the heads with out.transpose(0, 2, 1, "
+        "3).reshape(batch, q_len, d_model), multiply by w_o and return (output, weights).",
     ),
     difficulty=2,
     minutes=15,
@@ -263,11 +265,14 @@ NUMPY_ENCODER_LAYER = Exercise(
                 "norm2_bias."),
     ),
     hints=(
-        "Two sublayers, each in the same wrapper: x = layer_norm(x + sublayer(x)). Self-attention first, "
-        "then the feed-forward network.",
-        "Self-attention is cross-attention of x with itself: numpy_cross_attention(x, x, ..., mask)[0].",
-        "layer_norm: (h - h.mean(-1, keepdims=True)) / np.sqrt(h.var(-1, keepdims=True) + 1e-5) * weight + bias; "
-        "FFN: np.maximum(h @ w1 + b1, 0) @ w2 + b2.",
+        "Two sublayers, each in the same post-LN wrapper: add the sublayer's output to its input, then normalise. "
+        "Self-attention first (with the `norm1_*` parameters), then the feed-forward network (with `norm2_*`).",
+        "Self-attention is cross-attention of x with itself: call your `numpy_cross_attention` with x as both "
+        "inputs and `mask`, and keep only the output. The LayerNorm averages over the last axis with "
+        "`keepdims=True` and uses the biased variance.",
+        "h = layer_norm(x + numpy_cross_attention(x, x, ..., mask)[0], norm1); layer_norm is (h - h.mean(-1, "
+        "keepdims=True)) / np.sqrt(h.var(-1, keepdims=True) + 1e-5) * weight + bias; FFN: np.maximum(h @ w1 + b1, "
+        "0) @ w2 + b2.",
     ),
     difficulty=3,
     minutes=25,
@@ -342,12 +347,13 @@ ENCODER_LAYER = Exercise(
                 "self-attention comes first (it mixes positions), then the position-wise feed-forward network."),
     ),
     hints=(
-        "In __init__: self.self_attn = MultiHeadAttention(d_model, n_heads, dropout), self.ff = "
-        "FeedForward(d_model, d_ff, dropout=dropout), and one ResidualConnection(d_model, dropout, norm_first) "
-        "per sublayer.",
-        "A ResidualConnection takes the sublayer as a function of one tensor. Self-attention needs three "
-        "arguments and returns (output, weights): wrap it, lambda h: self.self_attn(h, h, h, mask)[0].",
-        "forward: x = self.self_attn_residual(x, ...); then return self.ff_residual(x, self.ff).",
+        "In `__init__`, after `super().__init__()`: a `MultiHeadAttention` named `self_attn`, a `FeedForward` named"
+        " `ff`, and one `ResidualConnection` per sublayer, each given `dropout` and `norm_first`.",
+        "A ResidualConnection takes the sublayer as a function of one tensor, h (in pre-LN, the normalised input). "
+        "Self-attention needs three arguments and returns (output, weights): wrap it in a lambda of h that keeps "
+        "only the output.",
+        "forward: x = self.self_attn_residual(x, lambda h: self.self_attn(h, h, h, mask)[0]); then return "
+        "self.ff_residual(x, self.ff).",
     ),
     difficulty=2,
     minutes=20,
@@ -423,11 +429,14 @@ DECODER_LAYER = Exercise(
                 "the order is masked self-attention, then cross-attention, then the feed-forward network."),
     ),
     hints=(
-        "Like EncoderLayer, with a second MultiHeadAttention, self.cross_attn, and a third ResidualConnection, "
-        "self.cross_attn_residual, between self-attention and feed-forward.",
-        "Self-attention: lambda h: self.self_attn(h, h, h, tgt_mask)[0]. Cross-attention: "
-        "lambda h: self.cross_attn(h, memory, memory, memory_mask)[0].",
-        "The residual normalises h, the decoder's stream; `memory` goes into the cross-attention as it is.",
+        "Like EncoderLayer, with a second `MultiHeadAttention`, `cross_attn`, and a third ResidualConnection, "
+        "`cross_attn_residual`, between self-attention and feed-forward.",
+        "Self-attention reads h three times and uses `tgt_mask`; cross-attention takes its queries from h but its "
+        "keys and values from `memory`, with `memory_mask`. The residual normalises h, the decoder's stream; "
+        "`memory` goes into the cross-attention as it is.",
+        "x = self.self_attn_residual(x, lambda h: self.self_attn(h, h, h, tgt_mask)[0]); x = "
+        "self.cross_attn_residual(x, lambda h: self.cross_attn(h, memory, memory, memory_mask)[0]); return "
+        "self.ff_residual(x, self.ff).",
     ),
     difficulty=2,
     minutes=25,
@@ -509,11 +518,12 @@ ENCODER = Exercise(
         Mistake("every layer reads the stack's input", _stack_variant(chain=False), _UNCHAINED),
     ),
     hints=(
-        "self.layers = nn.ModuleList(EncoderLayer(d_model, n_heads, d_ff, dropout, norm_first) "
-        "for _ in range(n_layers)).",
-        "self.norm = LayerNorm(d_model) if norm_first else nn.Identity(): pre-LN layers leave the stream "
-        "unnormalised, so the stack normalises once at the end.",
-        "forward: for layer in self.layers: x = layer(x, mask); then return self.norm(x).",
+        "`layers` is an `nn.ModuleList` of n_layers separate EncoderLayers, each given `norm_first`: build a new "
+        "one per position (one object repeated would share its weights).",
+        "`norm` is a `LayerNorm(d_model)` when norm_first, else `nn.Identity()`: pre-LN layers leave the stream "
+        "unnormalised, so the stack normalises once at the end; post-LN layers already end with a norm.",
+        "self.layers = nn.ModuleList(EncoderLayer(d_model, n_heads, d_ff, dropout, norm_first) for _ in "
+        "range(n_layers)); forward: for layer in self.layers: x = layer(x, mask); then return self.norm(x).",
     ),
     difficulty=1,
     minutes=10,
@@ -539,8 +549,9 @@ DECODER = Exercise(
         Mistake("every layer reads the stack's input", _stack_variant(chain=False), _UNCHAINED),
     ),
     hints=(
-        "The same shape as Encoder, with DecoderLayer: nn.ModuleList(DecoderLayer(...) for _ in range(n_layers)).",
-        "Every layer reads the same `memory`, the encoder's final output; only x changes from layer to layer.",
+        "The same shape as Encoder: DecoderLayers in an `nn.ModuleList`, and the same final `norm`.",
+        "Every layer reads the same `memory`, the encoder's final output, and both masks; only x changes from layer"
+        " to layer.",
         "forward: for layer in self.layers: x = layer(x, memory, tgt_mask, memory_mask); return self.norm(x).",
     ),
     difficulty=1,

@@ -82,11 +82,14 @@ MAKE_ADDITION_EXAMPLE = Exercise(
                 'update the carry after writing the step ("8+7+0=15,5+6+1=12", not "8+7+1=15,5+6+1=12").'),
     ),
     hints=(
-        'The prompt is f"{a}+{b}=". The direct target is f"{a + b}.". The chain-of-thought target is the '
-        'steps joined by ",", then ",=" and the answer with its ".".',
-        "str(a).zfill(width)[::-1] gives the digits ones-first, padded to width = the longer operand's length.",
-        'Keep a carry, starting at 0: for each column, s = x + y + carry; write f"{x}+{y}+{carry}={s}"; '
-        "then carry = s // 10.",
+        'The prompt is the two numbers joined by "+" and ending in "="; the direct target is the sum followed by '
+        'the terminator ".". The chain-of-thought target is the steps joined by ",", then ",=" and the answer with '
+        'its ".".',
+        "Pad both operands with leading zeros to the longer one's length (`str.zfill`) and reverse them, so the "
+        "ones column comes first. Keep a carry, 0 at the start: each step writes the carry into its column; the "
+        "carry out is the tens digit of the column's sum.",
+        'Keep a carry, starting at 0: for each column, s = x + y + carry; write f"{x}+{y}+{carry}={s}"; then carry '
+        "= s // 10.",
     ),
     difficulty=2,
     minutes=20,
@@ -199,9 +202,10 @@ MAJORITY_VOTE = Exercise(
                 "a set or sorted values loses that order)."),
     ),
     hints=(
-        "collections.Counter counts hashable things: Counter(a for a in answers if a is not None).",
-        "Counter.most_common(1) gives [(answer, count)] and keeps first-seen order among equal counts.",
-        "An empty Counter means no answers at all: return None.",
+        "`collections.Counter` counts hashable things; leave the None answers out of what it counts.",
+        "`Counter.most_common(1)` gives the most common answer with its count, and keeps first-seen order among "
+        "equal counts.",
+        "An empty Counter means no answers at all: return counts.most_common(1)[0][0] if counts else None.",
     ),
     difficulty=1,
     minutes=10,
@@ -270,8 +274,10 @@ SELF_CONSISTENCY_ACCURACY = Exercise(
                 "divide the number of questions answered correctly by the number of questions."),
     ),
     hints=(
-        "For each question: answers = [extract_answer(t) for t in samples]; vote = majority_vote(answers).",
-        "A question counts as solved when vote == its true answer (a None vote never is).",
+        "For each question, extract the answer of each of its samples with your `extract_answer`, then vote with "
+        "your `majority_vote`.",
+        "A question counts as solved when its vote equals its true answer (a None vote never does); the accuracy is"
+        " a fraction of the questions.",
         "Return solved / number of questions, a float between 0 and 1.",
     ),
     difficulty=1,
@@ -336,9 +342,10 @@ COMPLETION_LOSS = Exercise(
                 "whatever the length of its row."),
     ),
     hints=(
-        "targets = tokens[:, 1:]; the per-token losses are F.cross_entropy(logits.transpose(1, 2), targets, "
-        "reduction='none'), shape (batch, T).",
-        "Which logits to learn from: torch.arange(1, T + 1, device=...)[None, :] >= prompt_lengths[:, None].",
+        "Logit t predicts token t + 1: the targets are the tokens shifted by one. `F.cross_entropy` with "
+        "`reduction='none'` wants the classes in dimension 1, so transpose the logits to (batch, vocab, T).",
+        "Learn from logit t when the token it predicts, t + 1, is past the prompt: compare the positions 1..T "
+        "(`torch.arange`) with each row's prompt length, broadcasting (1, T) against (batch, 1).",
         "Take the mean of the per-token losses where that mask is True: losses[mask].mean().",
     ),
     difficulty=2,
@@ -397,10 +404,12 @@ FIT_POWER_LAW = Exercise(
                 "natural logs, np.log, throughout)."),
     ),
     hints=(
-        "Take logs: with x = log(size) and y = log(loss), the law is the line y = log(a) - alpha * x.",
-        "Least squares for a line: A = np.stack([x, np.ones_like(x)], axis=1); "
-        "(slope, intercept), *_ = np.linalg.lstsq(A, y, rcond=None).",
-        "Work in float64 (np.asarray(values, dtype=np.float64)); return float(np.exp(intercept)), float(-slope).",
+        "Take logs: in log(size) and log(loss) the law is a straight line, of slope -alpha and intercept log(a).",
+        "Least squares for a line: a design matrix whose columns are log(size) and ones, solved with "
+        "`np.linalg.lstsq`, gives the slope and the intercept (or the closed form: the covariance of x and y over "
+        "the variance of x). Work in float64.",
+        "A = np.stack([x, np.ones_like(x)], axis=1); (slope, intercept), *_ = np.linalg.lstsq(A, y, rcond=None); "
+        "return float(np.exp(intercept)), float(-slope).",
     ),
     difficulty=2,
     minutes=15,

@@ -84,11 +84,13 @@ LABEL_SMOOTHING_LOSS = Exercise(
                 "the loss is the mean over the kept positions; divide the sum by their number."),
     ),
     hints=(
-        "Flatten: logits.reshape(-1, V) and target.reshape(-1). Then log p = logits - logits.logsumexp(-1, "
-        "keepdim=True), a stable log-softmax.",
-        "Per position: nll = -log p[y] (use .gather(-1, y[:, None]); replace ignored targets by 0 first so the "
-        "index is valid) and uniform = -log p.mean(-1); loss_i = (1 - eps) * nll + eps * uniform.",
-        "keep = target != ignore_index; return (loss_i * keep).sum() / keep.sum().clamp(min=1).",
+        "Flatten the positions to (N, V) and (N,). A stable log-softmax subtracts each row's `logsumexp` (taken "
+        "with `keepdim=True`) from its logits.",
+        "Per position: the nll is minus log p of the target class (`.gather` along the last axis; replace ignored "
+        "targets by 0 first so the index is valid), and the uniform term is minus the mean of log p over all V "
+        "classes. Mix them with weights 1 - eps and eps.",
+        "keep = target != ignore_index; loss_i = (1 - eps) * nll + eps * uniform; return (loss_i * keep).sum() / "
+        "keep.sum().clamp(min=1).",
     ),
     difficulty=2,
     minutes=15,
@@ -136,9 +138,11 @@ NOAM_LR = Exercise(
                 "step 0 counts as step 1 (0^-0.5 is undefined): use max(step, 1)."),
     ),
     hints=(
-        "Transcribe the formula with Python's ** operator: x ** -0.5 is 1 / sqrt(x).",
-        "Both terms are equal at step = warmup: before it the linear one (step * warmup ** -1.5) is smaller.",
-        "Start with step = max(step, 1), since 0 ** -0.5 raises ZeroDivisionError.",
+        "Transcribe the formula with Python's `**` operator: a power of -0.5 is one over a square root.",
+        "Both terms are equal when the step reaches warmup: before it the linear one (step times warmup to the "
+        "power -1.5) is the smaller, after it the step^-0.5 decay. Step 0 counts as step 1, since 0 ** -0.5 raises "
+        "ZeroDivisionError.",
+        "step = max(step, 1); return d_model ** -0.5 * min(step ** -0.5, step * warmup ** -1.5).",
     ),
     difficulty=1,
     minutes=5,
@@ -203,9 +207,12 @@ TOP_K_FILTER = Exercise(
                 "only k - 1 logits survive: remove logits < threshold, not <= threshold."),
     ),
     hints=(
-        "The k-th largest value of each row is torch.topk(logits, k, dim=-1).values[..., -1:] (keepdim shape).",
-        "logits.masked_fill(logits < threshold, float('-inf')) removes the rest and keeps ties.",
-        "When k >= logits.size(-1) there is nothing to remove: return the logits unchanged (topk would fail).",
+        "The k-th largest value of each row is the last of `torch.topk(logits, k).values`; keep its last dimension "
+        "(slice it with `[..., -1:]`) so that it broadcasts against the row.",
+        "Remove the logits strictly below that threshold with `masked_fill` (a new tensor, not in place): logits "
+        "equal to it stay. When k >= vocab there is nothing to remove (topk would fail).",
+        "if k >= logits.size(-1): return logits; threshold = torch.topk(logits, k, dim=-1).values[..., -1:]; return"
+        " logits.masked_fill(logits < threshold, float('-inf')).",
     ),
     difficulty=1,
     minutes=10,
@@ -239,9 +246,12 @@ NUMPY_TOP_K_FILTER = Exercise(
                 "threshold instead."),
     ),
     hints=(
-        "np.sort(logits, axis=-1)[..., -k:][..., :1] is the k-th largest value of each row.",
-        "np.where(logits < threshold, -np.inf, logits) keeps ties; the result keeps the input's dtype.",
-        "Return a copy of the logits when k >= logits.shape[-1].",
+        "`np.sort` sorts ascending along an axis: the k-th largest value of each row is k places from the end. Keep"
+        " that axis (slice, do not index) so the threshold broadcasts against the row.",
+        "`np.where` builds a new array: logits below the threshold become `-np.inf`, ties stay, the input is left "
+        "untouched and the dtype kept. k >= vocab keeps everything.",
+        "threshold = np.sort(logits, axis=-1)[..., -k:][..., :1]; return np.where(logits < threshold, -np.inf, "
+        "logits), and logits.copy() when k >= logits.shape[-1].",
     ),
     difficulty=1,
     minutes=10,
@@ -319,10 +329,13 @@ TOP_P_FILTER = Exercise(
                 "a token is removed when the tokens before it hold p or more: compare with >= p, not > p."),
     ),
     hints=(
-        "sorted_logits, order = torch.sort(logits, dim=-1, descending=True); probs = softmax of the sorted logits.",
-        "Mass before each token: probs.cumsum(-1) - probs. Remove the sorted token when it is >= p.",
-        "Scatter the sorted mask back: torch.zeros_like(remove).scatter(-1, order, remove); then "
-        "logits.masked_fill(remove, float('-inf')).",
+        "Sort each row in descending order with `torch.sort`, keeping the permutation it returns, and take the "
+        "softmax of the sorted logits.",
+        "The mass before each token is the cumulative sum minus the token's own probability (an exclusive "
+        "cumulative sum): remove the sorted token when it is >= p. That mask is in sorted order; `scatter` with the"
+        " permutation puts it back in vocabulary order.",
+        "remove = probs.cumsum(-1) - probs >= p; remove = torch.zeros_like(remove).scatter(-1, order, remove); "
+        "return logits.masked_fill(remove, float('-inf')).",
     ),
     difficulty=2,
     minutes=15,
@@ -389,11 +402,12 @@ SAMPLE_NEXT = Exercise(
                 "apply top-k first, then top-p on what is left (its probabilities renormalised)."),
     ),
     hints=(
-        "Order: if temperature == 0 return logits.argmax(-1); else logits / temperature, then your top_k_filter "
-        "(when top_k is not None), then your top_p_filter (when top_p is not None).",
-        "probs = torch.softmax(logits, dim=-1): the -inf logits get probability 0.",
-        "torch.multinomial(probs, num_samples=1, generator=generator) has shape (batch, 1): squeeze(-1). "
-        "Pass the generator, or the check cannot reproduce your draws.",
+        "Order: temperature 0 is greedy (the arg-max of each row); otherwise divide the logits by the temperature, "
+        "then apply your `top_k_filter` (when top_k is given), then your `top_p_filter` (when top_p is given).",
+        "The softmax turns the filtered logits into probabilities (-inf gets 0), and `torch.multinomial` draws one "
+        "index per row. Pass it the `generator`, or the check cannot reproduce your draws.",
+        "return torch.multinomial(torch.softmax(logits, dim=-1), num_samples=1, generator=generator).squeeze(-1): "
+        "multinomial returns (batch, 1).",
     ),
     difficulty=2,
     minutes=15,
@@ -527,10 +541,12 @@ BEAM_SEARCH = Exercise(
                 "only one beam is kept; keep the beam_width best extensions of all beams at every step."),
     ),
     hints=(
-        "State: beams (n, t) and their scores (n,). Each step: log_probs = torch.log_softmax(step(beams).double(), "
-        "-1); candidates = scores[:, None] + log_probs, flattened; take the 2 * beam_width best with .topk.",
-        "Walk the candidates best first: beam, token = divmod(index, vocab). EOS within the first beam_width ranks "
-        "finishes (score / length ** length_penalty); other tokens extend a beam until beam_width are kept.",
+        "State: the live beams as one (n, t) tensor and their summed log-probabilities (n,). Each step scores every"
+        " beam extended by every token: the beam's score plus the token's log-probability (`torch.log_softmax` of "
+        "`step(beams)` in float64).",
+        "Flatten the candidates and take the 2 * beam_width best with `.topk`. Walk them best first, recovering "
+        "beam and token with `divmod` by the vocabulary size: an EOS ranked below beam_width finishes (its score "
+        "divided by L ** length_penalty), any other token extends its beam, until beam_width beams are extended.",
         "Keep the beam_width best finished. Stop early when beam_width are finished and the best live score / "
         "length ** length_penalty is not above the worst finished one; at the end the live beams join the finished "
         "with length = max_new_tokens, and the best of all wins.",
@@ -677,13 +693,15 @@ GPT_FORWARD = Exercise(
                 "return the concatenated keys and values (cached + new), so the next call sees every earlier token."),
     ),
     hints=(
-        "past = 0 if cache is None else cache[0][0].size(-2). Embed: token_embedding.weight[idx] + "
-        "position_embedding.embedding.weight[past:past + T].",
-        "Per block (pre-LN): h = LN(x); q, k, v = split heads of F.linear(h, W, b); k = torch.cat([cached_k, k], "
-        "dim=-2) (same for v); keep (k, v) for the new cache; attend with mask torch.ones(T, past + T, "
-        "dtype=torch.bool).tril(diagonal=past); x = x + out_proj(merged heads); x = x + w2(gelu(w1(LN(x)))).",
-        "Finish with the final LayerNorm 'norm' and logits = F.linear(x, params['lm_head.weight']) (tied "
-        "embeddings, no bias). F.layer_norm(x, (d_model,), w, b, eps=1e-5) and F.gelu (exact) match the model.",
+        "past is the length of the cached keys (0 without a cache). Embed the tokens and add the position "
+        "embeddings of rows past to past + T: the new tokens come after the cached ones.",
+        "Per block (pre-LN): normalise, project q, k, v with `F.linear` and split the heads; append the new keys "
+        "and values to the cached ones along the sequence axis and keep them for the new cache; attend with a "
+        "causal mask (T, past + T) in which query i sees the keys up to past + i; add the output projection, then "
+        "the GELU feed-forward of the normalised stream. Finish with the final LayerNorm and the tied output head.",
+        "mask = torch.ones(T, past + T, dtype=torch.bool).tril(diagonal=past); k = torch.cat([cached_k, k], "
+        "dim=-2); x = x + w2(gelu(w1(LN(x)))); logits = F.linear(F.layer_norm(x, (d_model,), w, b, eps=1e-5), "
+        "params['lm_head.weight']). F.gelu (exact) matches the model.",
     ),
     difficulty=3,
     minutes=40,
