@@ -90,6 +90,7 @@ def learner_place(error: BaseException) -> Place | None:
 
 
 def _innermost_learner_frame(traceback: TracebackType | None) -> tuple[CodeType, int, dict] | None:
+    """The code, line number and globals of the last frame of ``traceback`` that runs the learner's code."""
     found = None
     while traceback is not None:
         code = traceback.tb_frame.f_code

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import linecache
 import os
+import subprocess
 import sys
 import types
 from dataclasses import dataclass
@@ -258,14 +259,11 @@ def test_an_unknown_error_keeps_its_message_and_a_long_one_is_cut_keeping_the_pl
     unknown = raised(_raised_in_a_cell("def f():\n    raise ValueError('the learner\\'s own words')\nf()\n"))
     assert unknown.message == ("your code raised ValueError at a notebook cell (the cell that defines `f`), line 2: "
                                "`raise ValueError('the learner\\'s own words')`: the learner's own words.")
-    long = raised(_raised_in_a_cell("raise RuntimeError('The size of tensor a (5) must match the size of tensor b "
-                                    "(4) at non-singleton dimension 3' + 'x' * 5000)\n"))
-    assert len(long.message) <= MESSAGE_CHARS and long.message.endswith(plain_words(long_error())), long.message
-    assert "at a notebook cell, line 1: `raise RuntimeError(" in long.message
-
-
-def long_error() -> RuntimeError:
-    return RuntimeError("The size of tensor a (5) must match the size of tensor b (4) at non-singleton dimension 3")
+    error = _raised_in_a_cell("raise RuntimeError('The size of tensor a (5) must match the size of tensor b (4) at "
+                              "non-singleton dimension 3' + 'x' * 5000)\n")
+    long = raised(error)
+    assert len(long.message) <= MESSAGE_CHARS and "at a notebook cell, line 1: `raise RuntimeError(" in long.message
+    assert "x..." in long.message and long.message.endswith(f"In plain words: {plain_words(error)}"), long.message
 
 
 def test_a_syntax_error_names_the_line_that_does_not_parse():
@@ -298,3 +296,36 @@ def test_the_grading_sandbox_names_the_cell_by_its_place_in_the_notebook(tmp_pat
     assert "In plain words:" in messages[broken.name]
     assert (f"An earlier cell failed: your code raised SyntaxError at cell {numbers['softmax']}, line 2: "
             "`return (x +`") in messages["softmax"], messages["softmax"]
+
+
+KERNEL_SESSION = '''
+from IPython.core.interactiveshell import InteractiveShell
+from ipykernel.compiler import XCachingCompiler
+
+shell = InteractiveShell.instance(compiler_class=XCachingCompiler)
+cells = ["import torch\\nfrom autograder.harness.calls import raised",
+         "def merge(x):\\n    y = x.transpose(1, 2)\\n    return y.view(2, 12)",
+         "try:\\n    merge(torch.randn(2, 3, 4))\\nexcept Exception as error:\\n    print(raised(error).message)"]
+for cell in cells:
+    shell.run_cell(cell, store_history=True)
+'''
+
+
+def test_in_a_jupyter_kernel_the_cell_is_named_as_jupyter_shows_it():
+    pytest.importorskip("ipykernel.compiler")
+    session = subprocess.run([sys.executable, "-c", KERNEL_SESSION], capture_output=True, text=True, cwd=ROOT,
+                             timeout=120)
+    assert session.returncode == 0, session.stderr
+    assert ("your code raised RuntimeError at cell In[2] (the cell that defines `merge`), line 3: "
+            "`return y.view(2, 12)`: view size is not compatible") in session.stdout, session.stdout
+    assert "In plain words: after transpose or permute" in session.stdout
+
+
+def test_a_helper_file_beside_the_notebook_is_the_learners_code(tmp_path, monkeypatch):
+    (tmp_path / "helpers.py").write_text("def heads(x, n):\n    b, t, d = x.shape\n    return x.view(b, t, n, d // n + 1)\n")
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    error = _raised_in_a_cell("from helpers import heads\nimport torch\nheads(torch.zeros(2, 3, 8), 2)\n")
+    monkeypatch.delitem(sys.modules, "helpers")
+    assert raised(error).message.startswith("your code raised RuntimeError at helpers.py, line 3: "
+                                            "`return x.view(b, t, n, d // n + 1)`: shape '[2, 3, 2, 5]' is invalid")
