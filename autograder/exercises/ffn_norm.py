@@ -225,9 +225,9 @@ def rms_norm_cases(ctx: CaseContext, hidden: bool) -> list[Case]:
 
 
 def _wrong_layer_norm(over_batch: bool = False, unbiased: bool = False, eps_outside: bool = False,
-                      one_pass: bool = False):
-    """A wrong LayerNorm: statistics per feature over the batch (BatchNorm), unbiased variance, eps outside, or
-    the variance as mean(x^2) - mean(x)^2."""
+                      one_pass: bool = False, affine: bool = True):
+    """A wrong LayerNorm: statistics per feature over the batch (BatchNorm), unbiased variance, eps outside,
+    the variance as mean(x^2) - mean(x)^2, or without weight and bias (``affine=False``)."""
     def layer_norm(x, weight, bias, eps=1e-5):
         dims = tuple(range(x.dim() - 1)) if over_batch else (-1,)
         mean = x.mean(dim=dims, keepdim=True)
@@ -235,7 +235,7 @@ def _wrong_layer_norm(over_batch: bool = False, unbiased: bool = False, eps_outs
         if one_pass:
             var = (x * x).mean(dim=dims, keepdim=True) - mean * mean
         std = var.sqrt() + eps if eps_outside else (var + eps).sqrt()
-        return (x - mean) / std * weight + bias
+        return (x - mean) / std * weight + bias if affine else (x - mean) / std
     return layer_norm
 
 
@@ -251,6 +251,9 @@ LAYER_NORM_MISTAKES = (
     Mistake("variance as mean(x^2) - mean(x)^2", _wrong_layer_norm(one_pass=True),
             "mean(x^2) - mean(x)^2 subtracts two nearly equal large numbers when the mean is large compared with "
             "the spread, and loses the digits of the variance. Centre first: mean((x - mean)^2)."),
+    Mistake("weight and bias left out", _wrong_layer_norm(affine=False),
+            "the normalised vectors come back as they are: multiply them by weight and add bias, the learned scale "
+            "and shift of each feature."),
 )
 
 LAYER_NORM = Exercise(
@@ -289,14 +292,14 @@ NUMPY_LAYER_NORM = Exercise(
 )
 
 
-def _wrong_rms_norm(centred: bool = False, summed: bool = False, eps_outside: bool = False):
-    """A wrong RMSNorm: centred first, the sum of squares for their mean, or eps outside the root."""
+def _wrong_rms_norm(centred: bool = False, summed: bool = False, eps_outside: bool = False, root: bool = True):
+    """A wrong RMSNorm: centred first, the sum of squares for their mean, eps outside the root, or no root."""
     def rms_norm(x, weight, eps=1e-6):
         if centred:
             x = x - x.mean(dim=-1, keepdim=True)
         square = (x * x).sum(dim=-1, keepdim=True) if summed else (x * x).mean(dim=-1, keepdim=True)
         rms = square.sqrt() + eps if eps_outside else (square + eps).sqrt()
-        return x / rms * weight
+        return x / rms * weight if root else x / (square + eps) * weight
     return rms_norm
 
 
@@ -315,6 +318,9 @@ RMS_NORM = Exercise(
                 "the root of the SUM of squares grows with d. Take the mean: (x * x).mean(dim=-1, keepdim=True)."),
         Mistake("eps outside the square root", _wrong_rms_norm(eps_outside=True),
                 "eps is added to the root. Add it under the root: sqrt(mean(x^2) + eps)."),
+        Mistake("no square root", _wrong_rms_norm(root=False),
+                "x is divided by its mean square. Divide by the square root of it, the root mean square: "
+                "sqrt(mean(x^2) + eps)."),
     ),
     hints=(
         "The mean square of each vector: (x * x).mean(dim=-1, keepdim=True).",
