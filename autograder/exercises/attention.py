@@ -88,7 +88,7 @@ SOFTMAX = Exercise(
                 KEEPDIM_FORGOTTEN.format(step="maximum")),
     ),
     hints=(
-        "softmax(x)_i = exp(x_i) / sum_j exp(x_j). Start from that, keeping `dim` with keepdim=True.",
+        "softmax(x)_i is exp(x_i) / sum_j exp(x_j) along `dim`; take the sum with keepdim=True so it broadcasts.",
         "Subtracting a constant from every x_i leaves softmax unchanged; subtract the row maximum "
         "x.amax(dim=dim, keepdim=True) so that exp() never overflows.",
         "For a fully masked row the maximum is -inf: use torch.where(torch.isfinite(m), m, 0) for it, "
@@ -208,8 +208,9 @@ SCALED_DOT_PRODUCT_ATTENTION = Exercise(
                 "softmax returns zeros for an all -inf row."),
     ),
     hints=(
-        "Three steps: scores (your attention_scores), weights = softmax(scores, dim=-1), output = weights @ v.",
-        "Masking: scores.masked_fill(~mask, float('-inf')) before the softmax; the mask broadcasts.",
+        ("Three steps: the scores (your attention_scores), their softmax over the keys (the last dimension), and "
+         "the weighted sum of the values, a matrix product of the weights with v."),
+        "Mask before the softmax: where the mask is False, the score becomes -inf (`masked_fill`); the mask broadcasts.",
         "A fully masked row is all -inf; your softmax from the previous exercise already returns zeros for it.",
     ),
     difficulty=2,

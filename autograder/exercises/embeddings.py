@@ -63,7 +63,7 @@ COUNT_PAIRS = Exercise(
                 "the keys are (next id, id). Write each pair in reading order, (ids[i], ids[i + 1])."),
     ),
     hints=(
-        "Walk over the positions i = 0 .. len(ids) - 2 and look at the pair (ids[i], ids[i + 1]).",
+        "Look at every position i from 0 to len(ids) - 2 and the pair (ids[i], ids[i + 1]) it starts: pairs overlap.",
         "zip(ids, ids[1:]) yields exactly those pairs; the pairs of [1, 1, 1] are (1, 1) twice.",
         "Count with a dict, counts[pair] = counts.get(pair, 0) + 1, or with collections.Counter.",
     ),
@@ -204,8 +204,8 @@ TOKEN_EMBEDDING = Exercise(
                 "width of one vector."),
     ),
     hints=(
-        "In __init__: self.embedding = nn.Embedding(vocab_size, d_model), and remember d_model.",
-        "In forward: self.embedding(ids) looks up one row per id, for ids of any shape.",
+        "In __init__, after super().__init__(), create an nn.Embedding with vocab_size rows of width d_model; keep d_model.",
+        "In forward, calling the embedding on ids looks up one row per id, for ids of any shape.",
         "Multiply the result by math.sqrt(self.d_model).",
     ),
     difficulty=1,
@@ -279,10 +279,10 @@ NUMPY_SINUSOIDAL_POSITIONAL_ENCODING = Exercise(
     dtypes=(torch.float64,),
     mistakes=tuple(Mistake(m.name, _as_numpy_table(m.variant), m.explanation) for m in ENCODING_MISTAKES),
     hints=(
-        ("positions = np.arange(seq_len)[:, None] is a column and np.arange(0, d_model, 2) a row of even "
-         "column indices 2i: broadcasting gives the (seq_len, d_model / 2) table of angles."),
-        ("angles = positions / 10000 ** (even / d_model); fill table[:, 0::2] with their sines and "
-         "table[:, 1::2] with their cosines."),
+        ("A column of positions, `np.arange(seq_len)[:, None]`, and a row of the even column indices 2i "
+         "broadcast into the (seq_len, d_model / 2) table of angles."),
+        ("Each angle is its position divided by 10000 ** (2i / d_model); the even columns of the table (slice "
+         "0::2) hold their sines, the odd columns (slice 1::2) their cosines."),
         "Start from table = np.empty((seq_len, d_model)) and return table.astype(dtype).",
     ),
     difficulty=2,
@@ -360,10 +360,10 @@ APPLY_ROTARY = Exercise(
     points=3,
     mistakes=ROTARY_MISTAKES,
     hints=(
-        ("The angle table is positions[:, None] * inv_freq with inv_freq = base ** (-torch.arange(d // 2) * 2 / d): "
-         "shape (seq, d/2), which broadcasts against (..., seq, d/2)."),
-        ("Split x into first = x[..., :d//2] and second = x[..., d//2:]; rotate: first * cos - second * sin and "
-         "first * sin + second * cos."),
+        ("Build a (seq, d/2) table of angles, each position times each frequency base ** (-2i / d) for "
+         "i < d/2: it broadcasts against a half of x, (..., seq, d/2)."),
+        ("Split x along its last dimension into a first and a second half and turn each pair (first, second) by "
+         "its angle: first * cos - second * sin, and first * sin + second * cos."),
         ("Concatenate the two halves with torch.cat(..., dim=-1). Create inv_freq and default positions on x.device, "
          "with x.dtype for the angles."),
     ),

@@ -60,7 +60,7 @@ GELU = Exercise(
                 "x * sigmoid(1.702 x) only approximates GELU. Use the exact form with torch.erf."),
     ),
     hints=(
-        "Phi is the standard normal CDF: Phi(x) = (1 + erf(x / sqrt(2))) / 2.",
+        "Phi is the standard normal CDF, which the error function gives: Phi(x) is (1 + erf(x / sqrt(2))) / 2.",
         "torch.erf works elementwise on tensors; math.sqrt(2.0) is a plain number.",
         ("return 0.5 * x * (1 + torch.erf(x / math.sqrt(2.0))); for large positive x the result is x, for "
          "large negative x it is 0."),
@@ -104,8 +104,8 @@ FEED_FORWARD = Exercise(
                 "activation='gelu' still applies ReLU. Choose the function from the `activation` argument."),
     ),
     hints=(
-        ("In __init__: self.w1 = nn.Linear(d_model, d_ff), self.w2 = nn.Linear(d_ff, d_model), "
-         "self.dropout = nn.Dropout(dropout)."),
+        ("In __init__: w1, a Linear from d_model to d_ff, w2, a Linear back from d_ff to d_model, and an "
+         "nn.Dropout."),
         "Store the activation function: torch.relu for 'relu', your gelu from above for 'gelu'.",
         "forward: return self.w2(self.dropout(self.activation(self.w1(x)))).",
     ),
@@ -138,7 +138,7 @@ SWIGLU = Exercise(
     hints=(
         ("Three bias-free projections: nn.Linear(d_model, d_ff, bias=False) for w1 and w3, "
          "nn.Linear(d_ff, d_model, bias=False) for w2."),
-        "silu(z) = z * torch.sigmoid(z) (torch.nn.functional.silu computes it).",
+        "silu(z) is z times sigmoid(z) (`torch.nn.functional.silu`); the gate is silu of w1 x, the value w3 x.",
         "forward: return self.w2(torch.nn.functional.silu(self.w1(x)) * self.w3(x)).",
     ),
     difficulty=2,
@@ -266,8 +266,8 @@ LAYER_NORM = Exercise(
     forbidden=LAYER_NORM_APIS,
     mistakes=LAYER_NORM_MISTAKES,
     hints=(
-        "mean = x.mean(dim=-1, keepdim=True): one mean per vector, kept as a size-1 dimension so it broadcasts.",
-        "var = ((x - mean) ** 2).mean(dim=-1, keepdim=True) is the biased variance (divide by d, not d - 1).",
+        "One mean per vector, over the last dimension with keepdim=True, kept as a size-1 dimension so it broadcasts.",
+        "The variance is the mean of the squared deviations from that mean: the biased one, divided by d, not d - 1.",
         "return (x - mean) / torch.sqrt(var + eps) * weight + bias.",
     ),
     difficulty=2,
@@ -400,8 +400,8 @@ RESIDUAL_CONNECTION = Exercise(
                 "sublayer's input is normalised."),
     ),
     hints=(
-        ("In __init__: self.norm = nn.LayerNorm(d_model) (or your own module with `weight` and `bias`), "
-         "self.dropout = nn.Dropout(dropout), and remember norm_first."),
+        ("In __init__: a member `norm`, an nn.LayerNorm(d_model) (or your own module with `weight` and `bias`), "
+         "an nn.Dropout, and norm_first."),
         "`sublayer` is any function of one tensor (attention or a feed-forward network): call it like sublayer(h).",
         "Pre-LN: x + self.dropout(sublayer(self.norm(x))). Post-LN: self.norm(x + self.dropout(sublayer(x))).",
     ),

@@ -200,9 +200,10 @@ MULTI_HEAD_ATTENTION = Exercise(
         Mistake("missing output projection", _mha_variant(project_out=False),
                 "the merged heads must go through out_proj."),
     ),
-    hints=("Project: q = split_heads(self.q_proj(query), n_heads), and the same for k and v.",
-           "Attend per head: _, weights = scaled_dot_product_attention(q, k, v, mask) (d_k is d_head); the "
-           "heads' outputs are self.dropout(weights) @ v, with self.dropout = nn.Dropout(dropout).",
+    hints=(("Project the query with q_proj, the key with k_proj and the value with v_proj, then split each into "
+            "heads with your split_heads."),
+           ("Attend per head with the given scaled_dot_product_attention (d_k is now d_head) and keep its weights; "
+            "the heads' outputs are the weights, after an nn.Dropout, times v."),
            "merge_heads, then self.out_proj; return (output, weights), the weights before dropout, of shape "
            "(B, heads, Lq, Lk)."),
     difficulty=3,
