@@ -6,8 +6,16 @@ header line of the task cell (nbgrader ``grade_id`` ``task_<name>``)::
 
     *Difficulty ★★☆ · about 15 minutes · 2 points*
 
-and as nbgrader's ``points`` of the graded check cell (``check_<name>``). After editing a
-spec, run in the repository root::
+and as nbgrader's ``points`` of the graded check cell (``check_<name>``). The task cell's
+next paragraph links to the section of the book that teaches the exercise, the one labelled
+``(teach-<name>)=`` in ``book/<lesson>.md``::
+
+    Where the book teaches it: [online](BOOK_URL/book/<lesson>.html#teach-<name>) ·
+    [in your own build](../../_build/html/book/<lesson>.html#teach-<name>)
+
+``BOOK_URL`` is the published book (``html.baseurl`` in ``_config.yml``); the second link
+is relative to ``exercises/<lesson>/``, for a clone with the book built by
+``bash scripts/build_book.sh``. After editing a spec, run in the repository root::
 
     python -m autograder.headers            # rewrite every lesson's solutions notebook
     python -m autograder.headers --check    # change nothing; exit 1 where a notebook differs
@@ -30,6 +38,9 @@ from autograder.registry import LESSONS, lesson_exercises
 MAX_DIFFICULTY = 3
 # A task cell's header line, whatever values it holds: the line that sync() rewrites.
 HEADER_LINE = re.compile(r"^\*Difficulty .*\*$", re.MULTILINE)
+# The published book (html.baseurl in _config.yml) and the task cell's paragraph linking to it.
+BOOK_URL = "https://tfcourse.github.io/tfcourse/"
+BOOK_LINK_LINE = re.compile(r"^Where the book teaches it: .*$", re.MULTILINE)
 
 
 class NotebookLayoutError(ValueError):
@@ -46,6 +57,26 @@ def header_line(exercise: Exercise) -> str:
         raise ValueError(f"{exercise.name}: difficulty {exercise.difficulty} is not from 1 to {MAX_DIFFICULTY}")
     stars = "★" * exercise.difficulty + "☆" * (MAX_DIFFICULTY - exercise.difficulty)
     return f"*Difficulty {stars} · about {_count(exercise.minutes, 'minute')} · {_count(exercise.points, 'point')}*"
+
+
+def teaching_anchor(name: str) -> str:
+    """The HTML id of the section labelled ``(teach-<name>)=``: Sphinx lowercases a label and
+    turns every run of other characters than letters and digits into one ``-``."""
+    return re.sub(r"[^a-z0-9]+", "-", f"teach-{name}".lower()).strip("-")
+
+
+def book_link_line(exercise: Exercise) -> str:
+    """The task cell's links to the book's section on ``exercise``, online and in a local build."""
+    page = f"book/{exercise.lesson}.html#{teaching_anchor(exercise.name)}"
+    return f"Where the book teaches it: [online]({BOOK_URL}{page}) · [in your own build](../../_build/html/{page})"
+
+
+def _write_book_link(source: str, header_end: int, line: str) -> str:
+    """``source`` with its book link paragraph set to ``line`` (added after the header when missing)."""
+    existing = BOOK_LINK_LINE.search(source)
+    if existing is None:
+        return f"{source[:header_end]}\n\n{line}{source[header_end:]}"
+    return source[: existing.start()] + line + source[existing.end() :]
 
 
 def solutions_notebook(lesson: str) -> Path:
@@ -93,6 +124,10 @@ def sync(path: Path, write: bool = False) -> list[str]:
         if header.group() != line:
             differences.append(f"{path}: {name}: header {header.group()} -> {line}")
             task.source = task.source[:header.start()] + line + task.source[header.end():]
+        link, links = book_link_line(exercise), BOOK_LINK_LINE.findall(task.source)
+        if links != [link]:
+            differences.append(f"{path}: {name}: book link {links[0] if links else '(none)'} -> {link}")
+            task.source = _write_book_link(task.source, header.start() + len(line), link)
         if check.metadata.nbgrader.get("points") != exercise.points:
             differences.append(f"{path}: {name}: points {check.metadata.nbgrader.get('points')} -> {exercise.points}")
             check.metadata.nbgrader["points"] = exercise.points
@@ -107,7 +142,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m autograder.headers",
         description="Write each exercise's points, difficulty and minutes from its spec (autograder/exercises) "
-                    "into the task headers and check cells' nbgrader points of the solutions notebooks.")
+                    "into the task headers and check cells' nbgrader points of the solutions notebooks, "
+                    "and each task's links to the book's section that teaches it.")
     parser.add_argument("--check", action="store_true",
                         help="change nothing; exit 1 when a notebook differs from its specs")
     parser.add_argument("notebooks", nargs="*", type=Path, metavar="NOTEBOOK",
