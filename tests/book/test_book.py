@@ -245,3 +245,32 @@ def test_search_finds_the_lessons(visit, query: str, expected: str):
     results = page.eval_on_selector_all("#search-results ul.search li a", "links => links.map(a => a.href)")
     assert any(expected in url for url in results), f"searching {query!r} did not list {expected}: {results}"
     assert not page_visit.problems, "\n".join(page_visit.problems)
+
+
+def check_quiz_answers(quiz) -> list[str]:
+    """Choose a wrong answer, then the right one, of one ``{quiz}``; the problems seen."""
+    problems = []
+    wrong, right = quiz.locator(".quiz-answer:not(.quiz-correct)").first, quiz.locator(".quiz-answer.quiz-correct")
+    question = quiz.locator(".quiz-question").inner_text()[:60]
+    if wrong.locator(".quiz-why").is_visible() or right.locator(".quiz-why").is_visible():
+        problems.append(f"{question!r}: an explanation shows before any answer is chosen")
+    for answer, verdict, state in [(wrong, "Not quite.", "quiz-wrong"), (right, "Right.", "quiz-right")]:
+        answer.locator(".quiz-choice").click()
+        shown = answer.locator(".quiz-why")
+        if state not in answer.get_attribute("class").split() or not shown.is_visible():
+            problems.append(f"{question!r}: choosing {answer.locator('.quiz-choice').inner_text()!r} shows no {state}")
+        elif not shown.inner_text().startswith(verdict) or len(shown.inner_text()) <= len(verdict) + 10:
+            problems.append(f"{question!r}: the {state} answer says {shown.inner_text()!r}, not {verdict} and why")
+    return problems
+
+
+@pytest.mark.parametrize("path", LESSONS)
+def test_lesson_quiz_answers_in_the_browser(visit, path: str):
+    page_visit = visit(path)
+    page = page_visit.page
+    quizzes = page.locator("section#self-check-quiz div.quiz.quiz-ready")
+    assert 4 <= quizzes.count() <= 6, f"{path}: its Self-check quiz shows {quizzes.count()} questions, not 4-6"
+    problems = [problem for i in range(quizzes.count()) for problem in check_quiz_answers(quizzes.nth(i))]
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    quizzes.first.screenshot(path=SCREENSHOTS / f"{Path(path).stem}-quiz.png")
+    assert not problems + page_visit.problems, f"{path}:\n  " + "\n  ".join(problems + page_visit.problems)
