@@ -61,6 +61,14 @@ EXPLANATIONS = (
     _explain(r"Expected size for first two dimensions of batch2 tensor|Expected batch2_sizes",
              "a batched matrix product a @ b needs a's last dimension to equal b's second-to-last one, and the "
              "batch dimensions to agree: for scores, q @ k.transpose(-2, -1)."),
+    _explain(r"(too many|not enough) values to unpack \(expected (?P<names>\d+)",
+             "unpacking a shape (b, t, d = x.shape) found a tensor with another number of dimensions than the "
+             "{names} names: print its shape. An extra dimension often comes from broadcasting: a mask with one axis "
+             "too many makes the scores, and all that follows, one dimension larger, so check the mask's shape."),
+    _explain(r"Expected target size \[",
+             "cross_entropy wants the classes in dimension 1: logits (N, C) with targets (N), or (N, C, T) with "
+             "(N, T). Flatten both, logits.reshape(-1, vocab) and targets.reshape(-1), or move the classes with "
+             "logits.transpose(1, 2)."),
     _explain(r"Sizes of tensors must match except in dimension|Tensors must have same number of dimensions"
              r"|stack expects each tensor to be equal size",
              "torch.cat and torch.stack need tensors of the same number of dimensions and the same sizes in every "

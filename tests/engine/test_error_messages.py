@@ -162,6 +162,9 @@ BROKEN = {
         "MultiHeadAttention", ((UNPACKED, "weights = scaled_dot_product_attention(q, k, v, mask)"),
                                ("self.dropout(weights) @ v", "weights @ v")),
         "out = weights @ v", "unpack them"),
+    "a shape unpacked into too few names": Broken(
+        "MultiHeadAttention", (("batch, length, d_model = x.shape", "batch, length = x.shape"),),
+        "batch, length = x.shape", "another number of dimensions than the 2 names"),
     "view after transpose": Broken(
         "MultiHeadAttention", (("out.transpose(1, 2).contiguous().view", "out.transpose(1, 2).view"),),
         "out = out.transpose(1, 2).view(query.shape)", ".contiguous() before .view(...), or use .reshape(...)"),
