@@ -68,6 +68,7 @@ class _Walk:
     theirs: dict[tuple[str, str], Step]  # the learner's, by (module, kind)
     order: list[str]  # the sub-modules the learner called, in the order its calls began
     relative: float
+    sequence: list[Step]  # the learner's steps, in order
 
     def close(self, actual: Any, expected: torch.Tensor) -> bool:
         if not isinstance(actual, torch.Tensor) or actual.shape != expected.shape:
@@ -98,11 +99,24 @@ def where_it_goes_wrong(reference: nn.Module, expected_steps: list[Step] | None,
     theirs = steps_from_plain(actual)
     if not expected_steps or not theirs:
         return ""
+    expected_steps, theirs = _named_arguments(reference, expected_steps), _named_arguments(reference, theirs)
     steps = [Step(ROOT, INPUT, inputs), *expected_steps, Step(ROOT, OUTPUT, tensors_of(expected_output))]
     by_key = {(s.module, s.kind): s for s in theirs}
     by_key[(ROOT, INPUT)], by_key[(ROOT, OUTPUT)] = steps[0], Step(ROOT, OUTPUT, tensors_of(actual_output))
-    walk = _Walk(reference, steps, by_key, [s.module for s in theirs if s.kind == INPUT], relative)
+    walk = _Walk(reference, steps, by_key, [s.module for s in theirs if s.kind == INPUT], relative, theirs)
     return _first_difference(walk, swaps_only)
+
+
+def _named_arguments(reference: nn.Module, steps: list[Step]) -> list[Step]:
+    """``steps`` with each input's positions named as the reference's sub-module names its parameters, so that
+    ``layer(x, mask)`` and ``layer(x, mask=mask)`` record the same call."""
+    named = []
+    for step in steps:
+        names = _parameter_names(_submodule(reference, step.module)) if step.kind == INPUT and step.tensors else []
+        tensors = {(names[int(key)] if key.isdigit() and int(key) < len(names) else key): value
+                   for key, value in step.tensors.items()} if names else step.tensors
+        named.append(Step(step.module, step.kind, tensors))
+    return named
 
 
 def _first_difference(walk: _Walk, swaps_only: bool) -> str:
@@ -144,8 +158,8 @@ def _missing_is_harmless(walk: _Walk, step: Step) -> bool:
 
 
 def _swapped(walk: _Walk, index: int) -> str:
-    """The sentence for a sub-module the learner calls, before this one (whose input is wrong or which it never
-    calls), on the input this one should get."""
+    """The sentence for a sub-module of the same class that the learner calls before this one (whose input is
+    wrong, or which it never calls), on the input this one should get."""
     step = walk.steps[index]
     if step.kind != INPUT or step.module == ROOT or not step.tensors:
         return ""
@@ -157,10 +171,16 @@ def _swapped(walk: _Walk, index: int) -> str:
         if rank.get(other, -1) <= rank[step.module] or other.startswith(step.module + ".") or \
                 theirs is None or theirs.tensors is None:
             continue
-        if walk.first_wrong_key(step.tensors, theirs.tensors) is None:
-            return (f"`{other}` is called where the reference calls `{step.module}`, on the input `{step.module}` "
-                    f"should get: are `{other}` and `{step.module}` swapped?")
+        same_kind = type(_submodule(walk.reference, other)) is type(_submodule(walk.reference, step.module))
+        if same_kind and theirs.tensors and walk.close(_main(theirs.tensors), _main(step.tensors)):
+            return (f"`{other}` is called where the reference calls `{step.module}`, on the input the reference "
+                    f"gives `{step.module}`: are `{other}` and `{step.module}` swapped, or one used for the other?")
     return ""
+
+
+def _main(tensors: dict[str, torch.Tensor]) -> torch.Tensor:
+    """The first tensor a call receives or returns."""
+    return next(iter(tensors.values()))
 
 
 def _never_called(walk: _Walk, index: int) -> str:
@@ -183,7 +203,8 @@ def _wrong_step(walk: _Walk, right: int, index: int, key: str) -> str:
         stack = _stack_sentence(walk, index, previous, mine.tensors.get(key))
         if stack:
             return stack
-        where = _between(walk, previous, step.module)
+        unchanged = previous.kind == OUTPUT and walk.close(mine.tensors.get(key), _main(previous.tensors))
+        where = _between(walk, previous, step.module, unchanged)
         return f"{_context(previous)}the input of `{step.module}` is not{detail}: {where}."
     subject = "the module's output" if step.module == ROOT else f"the output of `{step.module}`"
     if previous.module == step.module and previous.kind == INPUT:
@@ -200,10 +221,12 @@ def _context(previous: Step) -> str:
     return f"The {previous.kind} of `{previous.module}` is right; "
 
 
-def _between(walk: _Walk, previous: Step, module: str) -> str:
-    """Where to look when ``module`` gets a wrong input right after ``previous`` went right."""
+def _between(walk: _Walk, previous: Step, module: str, unchanged: bool) -> str:
+    """Where to look when ``module`` gets a wrong input right after ``previous`` went right; ``unchanged``: the
+    input is ``previous``'s output as it is (after a linear layer, an activation left out)."""
     if previous.kind == OUTPUT:
-        hint = ACTIVATION_HINT if isinstance(_submodule(walk.reference, previous.module), nn.Linear) else ""
+        linear = isinstance(_submodule(walk.reference, previous.module), nn.Linear)
+        hint = ACTIVATION_HINT if unchanged and linear else ""
         return f"look at the step between `{previous.module}` and `{module}`{hint}"
     owner = "forward" if previous.module == ROOT else f"`{previous.module}`"
     return f"look at what {owner} does before it calls `{module}`"
@@ -216,13 +239,13 @@ def _stack_sentence(walk: _Walk, index: int, previous: Step, actual: Any) -> str
     if not match or int(match[2]) == 0 or previous.kind != OUTPUT or \
             previous.module != f"{match[1]}.{int(match[2]) - 1}":
         return ""
-    is_ = _describe(walk, actual, index) if isinstance(actual, torch.Tensor) else ""
+    is_ = _describe(walk, actual, index, theirs=True) if isinstance(actual, torch.Tensor) else ""
     return (f"The input of `{module}` is not the output of `{previous.module}`" + (f" (it is {is_})" if is_ else "")
             + f": {STACK_HINT}.")
 
 
 def _detail(walk: _Walk, index: int, key: str, actual: Any) -> str:
-    """``": its `key` is X, where it should be Y"``, as far as it can be told."""
+    """" (its `key`: it is X, where it should be Y)", as far as it can be told; ``""`` when nothing can."""
     step = walk.steps[index]
     expected = step.tensors.get(key)
     argument = _argument(walk, step, key)
@@ -230,12 +253,12 @@ def _detail(walk: _Walk, index: int, key: str, actual: Any) -> str:
         return f" ({argument} is given, which the reference does not pass)"
     if actual is None:
         return f" ({argument} is not given)"
-    is_, should = _describe(walk, actual, index), _describe(walk, expected, index)
-    if is_ and is_ == should:
-        return ""
-    parts = ([f"it is {is_}"] if is_ else []) + ([f"where it should be {should}"] if should else [])
-    own = f" ({argument}: " if len(step.tensors) > 1 else " ("
-    return own + ", ".join(parts) + ")" if parts else (f" ({argument})" if len(step.tensors) > 1 else "")
+    is_, should = _describe(walk, actual, index, theirs=True), _describe(walk, expected, index)
+    parts = ([f"it is {is_}"] if is_ else []) + ([f"where it should be {should}"] if should and should != is_ else [])
+    named = [argument] if len(step.tensors) > 1 else []
+    if not parts:
+        return f" ({argument})" if named else ""
+    return " (" + ": ".join([*named, ", ".join(parts)]) + ")"
 
 
 def _argument(walk: _Walk, step: Step, key: str) -> str:
@@ -258,10 +281,12 @@ def _parameter_names(module: nn.Module | None) -> list[str]:
     return [p.name for p in parameters if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
 
 
-def _describe(walk: _Walk, tensor: torch.Tensor, index: int) -> str:
-    """What ``tensor`` is among the reference's tensors before step ``index``: one of them, or the sum of two;
-    ``""`` when none."""
-    candidates = [(text, t) for text, t in _candidates(walk, index)
+def _describe(walk: _Walk, tensor: torch.Tensor, index: int, theirs: bool = False) -> str:
+    """What ``tensor`` is among the reference's tensors before step ``index`` (and, for a tensor of the learner's
+    at that step, ``theirs``, the outputs of the sub-modules the learner called before it): one of them, or the
+    sum of two; ``""`` when none."""
+    candidates = _candidates(walk, index) + (_their_candidates(walk, walk.steps[index]) if theirs else [])
+    candidates = [(text, t) for text, t in candidates
                   if t.shape == tensor.shape and t.dtype == tensor.dtype][:MAX_CANDIDATES]
     for text, candidate in candidates:
         if walk.close(tensor, candidate):
@@ -282,6 +307,15 @@ def _candidates(walk: _Walk, index: int) -> list[tuple[str, torch.Tensor]]:
     outputs = [(_phrase(walk, s, key), t) for s in earlier if s.kind == OUTPUT for key, t in s.tensors.items()]
     arguments = [(_phrase(walk, s, key), t) for s in earlier if s.kind == INPUT for key, t in s.tensors.items()]
     return inputs + outputs + arguments
+
+
+def _their_candidates(walk: _Walk, step: Step) -> list[tuple[str, torch.Tensor]]:
+    """The outputs of the sub-modules the learner called before its ``step`` (all of them when it has none), the
+    latest first, each in words."""
+    keys = [(s.module, s.kind) for s in walk.sequence]
+    end = keys.index((step.module, step.kind)) if (step.module, step.kind) in keys else len(keys)
+    earlier = [s for s in walk.sequence[:end] if s.kind == OUTPUT and s.tensors][::-1]
+    return [(_phrase(walk, s, key), t) for s in earlier for key, t in s.tensors.items()]
 
 
 def _phrase(walk: _Walk, step: Step, key: str) -> str:

@@ -84,8 +84,8 @@ class AttentionWithoutOutputProjection(MHA.MultiHeadAttention):
 
 WRONG = [
     ("ResidualConnection", SkipFromNormalised,
-     ["the output of `dropout` plus the output of `norm`", "where it should be the input `x` plus the output of "
-                                                            "`dropout`"]),
+     ["the output of `dropout` plus the output of `norm`",
+      "where it should be the input `x` plus the output of `dropout`"]),
     ("Encoder", EncoderWithoutFinalNorm, ["`norm` (LayerNorm) is never called"]),
     ("Encoder", EncoderFeedingX, ["The input of `layers.1` is not the output of `layers.0` (it is the input `x`)",
                                   "each layer must get the previous layer's output"]),
@@ -93,10 +93,10 @@ WRONG = [
                                          "where it should be the input `memory`"]),
     ("FeedForward", FeedForwardWithoutActivation, ["The output of `w1` is right; the input of `dropout` is not",
                                                    "is the activation applied?"]),
-    ("EncoderLayer", NormsSwapped, ["`ff_residual.norm` is called where the reference calls "
-                                    "`self_attn_residual.norm`"]),
-    ("MultiHeadAttention", AttentionWithoutOutputProjection, ["`out_proj` (Linear) is never called: your output is "
-                                                              "what the reference passes to it"]),
+    ("EncoderLayer", NormsSwapped, ["`ff_residual.norm` is called where the reference calls `self_attn_residual.norm`",
+                                    "are `ff_residual.norm` and `self_attn_residual.norm` swapped"]),
+    ("MultiHeadAttention", AttentionWithoutOutputProjection,
+     ["`out_proj` (Linear) is never called: your output is what the reference passes to it"]),
 ]
 
 
