@@ -1,7 +1,7 @@
 """``check()``: the learner-facing entry point, in a notebook or a hidden test cell.
 
     from autograder import check
-    check(softmax)            # visible cases; raises AssertionError with a report on failure
+    check(softmax)            # visible cases; prints the report (raises AssertionError under nbgrader)
     check(softmax, hint=1)    # the first hint, then the check
     check(softmax, hidden=True)   # the instructor's hidden cases (seed from TFCOURSE_HIDDEN_SEED)
 """
@@ -20,6 +20,9 @@ from autograder.registry import EXERCISES, find_exercise
 from autograder.runner import CaseOutcome, ExerciseRun, available_devices, diagnose
 from autograder.scores import CheckResult
 from autograder.seeds import HIDDEN_SEED_VARIABLE, VISIBLE_SEED
+
+
+GRADING_VARIABLE = "NBGRADER_EXECUTION"  # set by nbgrader while it autogrades or validates a notebook
 
 
 def hidden_seed() -> int:
@@ -56,9 +59,11 @@ HIDDEN_STAGE_SUMMARIES = {
 }
 
 
-def report(exercise: Exercise, outcomes: list[CaseOutcome]) -> str:
-    """The learner-facing report on an exercise's outcomes: the first failure, the known mistake it
-    matches and where to find hints. A failed hidden case is described by its stage only."""
+def report(exercise: Exercise, outcomes: list[CaseOutcome], hint: int | None = None) -> str:
+    """The learner-facing report on an exercise's outcomes: the first failure, what explains it (the
+    sub-layer where it goes wrong, a known mistake it matches, or how the output relates to the expected
+    one), a table of the cases, and where to find hints (``hint``: the rung just shown). A failed hidden
+    case is described by its stage only."""
     failed = [o for o in outcomes if not o.passed]
     cases = len(outcomes)
     if not failed:
@@ -76,18 +81,65 @@ def report(exercise: Exercise, outcomes: list[CaseOutcome]) -> str:
         lines = [f"{exercise.name}: {cases - len(failed)} of {cases} cases pass. 0/{exercise.points} points.",
                  f"First failure, case '{first.case}' ({first.dtype} on {first.device}):",
                  f"  {first.mismatch.message}"]
-    if first.rule:
-        lines.append(f"  This case checks a rule the notebook states: {first.rule}")
+    lines += [f"  {line}" for line in _explanations(exercise, outcomes, first)]
+    lines += case_table(outcomes)
+    lines.append(_hint_footer(exercise, hint))
+    return "\n".join(line for line in lines if line.strip())
+
+
+def _explanations(exercise: Exercise, outcomes: list[CaseOutcome], first: CaseOutcome) -> list[str]:
+    """What explains the first failure: the rule its case checks, the sub-layer where a module goes wrong, the
+    known mistake, else how the output relates to the expected one; a hint at the device."""
+    lines = [f"This case checks a rule the notebook states: {first.rule}" if first.rule else ""]
     if first.sublayer and not first.hidden:
-        lines.append(f"  Where it goes wrong: {first.sublayer}")
+        lines.append(f"Where it goes wrong: {first.sublayer}")
     mistake = diagnose(exercise, outcomes)
+    relation = next((o.relation for o in outcomes if o.relation), "")
     if mistake:
-        lines.append(f"  This looks like a known mistake, {mistake.name}: {mistake.explanation}")
+        lines.append(f"This looks like a known mistake, {mistake.name}: {mistake.explanation}")
+    elif relation and not first.hidden:
+        lines.append(f"What your output shows: {relation}")
     if first.device != "cpu" and all(o.passed for o in outcomes if o.device == "cpu"):
-        lines.append("  It passes on the CPU: look for tensors created without device=x.device.")
-    if exercise.hints:
-        lines.append(f"Stuck? check({exercise.name}, hint=1) shows the first of {len(exercise.hints)} hints.")
-    return "\n".join(lines)
+        lines.append("It passes on the CPU: look for tensors created without device=x.device.")
+    return lines
+
+
+TABLE_ROWS = 12  # the most cases a report's table lists one by one
+
+
+def case_table(outcomes: list[CaseOutcome]) -> list[str]:
+    """A compact table of the cases: one row per case, one column per dtype and device, ``pass`` or ``FAIL``."""
+    columns = list(dict.fromkeys((o.dtype, o.device) for o in outcomes))
+    verdicts: dict[str, dict[tuple[str, str], str]] = {}
+    for o in outcomes:
+        verdicts.setdefault(o.case, {})[(o.dtype, o.device)] = "pass" if o.passed else "FAIL"
+    rows = list(verdicts.items())
+    if len(rows) > TABLE_ROWS:
+        failing = [row for row in rows if "FAIL" in row[1].values()]
+        rows = failing[:TABLE_ROWS] + [(f"(and {len(rows) - len(failing[:TABLE_ROWS])} more cases)", {})]
+    width = min(max(len(label) for label, _ in rows), 48)
+    heads = [f"{dtype} {device}" for dtype, device in columns]
+    lines = ["Cases:", f"  {'':{width}}  " + "  ".join(heads)]
+    for label, marks in rows:
+        cells = "  ".join(f"{marks.get(column, ''):{len(head)}}" for column, head in zip(columns, heads))
+        lines.append(f"  {_shorten(label, width):{width}}  {cells}".rstrip())
+    return lines
+
+
+def _shorten(text: str, width: int) -> str:
+    return text if len(text) <= width else text[:width - 3] + "..."
+
+
+def _hint_footer(exercise: Exercise, shown: int | None) -> str:
+    """Where to find the next hint: the first, the next after ``shown``, or none after the last."""
+    count = len(exercise.hints)
+    if not count:
+        return ""
+    if shown is None or shown < 1:
+        return f"Stuck? check({exercise.name}, hint=1) shows the first of {count} hints."
+    if shown < count:
+        return f"More help: check({exercise.name}, hint={shown + 1}) shows hint {shown + 1} of {count}."
+    return f"That was the last of {count} hints."
 
 
 def _hint(exercise: Exercise, level: int) -> str:
@@ -119,8 +171,10 @@ def _name_bound_by_caller(obj: Any) -> str | None:
     return next((key for scope in scopes for key, value in scope.items() if value is obj and key in EXERCISES), None)
 
 
-def run_check(obj: Any, name: str | None = None, hidden: bool = False, devices=None) -> CheckResult:
-    """Check ``obj`` without printing or raising; see :func:`check`."""
+def run_check(obj: Any, name: str | None = None, hidden: bool = False, devices=None,
+              hint: int | None = None) -> CheckResult:
+    """Check ``obj`` without printing or raising; see :func:`check` (``hint``: the rung of the hint ladder
+    just shown, for the report's footer)."""
     exercise = _exercise_for(obj, name)
     problem = _pre_run_problem(exercise, obj)
     if problem:
@@ -129,7 +183,7 @@ def run_check(obj: Any, name: str | None = None, hidden: bool = False, devices=N
     outcomes = ExerciseRun(exercise, obj).run(seed, hidden, devices or available_devices())
     passed = all(o.passed for o in outcomes)
     return CheckResult(exercise.name, exercise.points if passed else 0, exercise.points, passed,
-                       report(exercise, outcomes), outcomes)
+                       report(exercise, outcomes, hint), outcomes)
 
 
 def check(obj: Any, name: str | None = None, *, hint: int | None = None, hidden: bool = False,
@@ -137,14 +191,16 @@ def check(obj: Any, name: str | None = None, *, hint: int | None = None, hidden:
     """Check a learner's function or class against its exercise.
 
     The exercise is found by ``obj``'s name, or by ``name``. Prints a report and returns a
-    :class:`CheckResult`; raises ``AssertionError`` with the report when any case fails.
-    ``hint=N`` first shows the N-th hint of the exercise's ladder.
+    :class:`CheckResult`. A failure raises ``AssertionError`` with the report only where a grade is being
+    taken (``nbgrader autograde`` and ``validate``, which set ``NBGRADER_EXECUTION``): in a learner's
+    notebook it is printed and "Run All" goes on to the next exercise. ``hint=N`` first shows the N-th hint
+    of the exercise's ladder.
     """
     if hint is not None:
         print(_hint(_exercise_for(obj, name), hint))
-    result = run_check(obj, name, hidden)
-    if not result.passed:
+    result = run_check(obj, name, hidden, hint=hint)
+    if not result.passed and os.environ.get(GRADING_VARIABLE):
         raise AssertionError(result.message)
-    if not quiet:
+    if not quiet or not result.passed:
         print(result.message)
     return result

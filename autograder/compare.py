@@ -10,6 +10,7 @@ leaf, as :func:`autograder.tolerance.derive` makes it.
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import numpy as np
@@ -91,7 +92,7 @@ def _compare_arrays(actual: Any, expected: torch.Tensor | np.ndarray, tolerance,
         return Mismatch("type", f"{where} should be a {_type_name(expected)} but is a {_type_name(actual)}. {fix}")
     if tuple(actual.shape) != tuple(expected.shape):
         return Mismatch("shape", f"{where} has shape {tuple(actual.shape)} but should have shape "
-                                 f"{tuple(expected.shape)}. Check which dimensions you reduce, transpose or reshape.")
+                                 f"{tuple(expected.shape)}: {shape_advice(tuple(actual.shape), tuple(expected.shape))}")
     if actual.dtype != expected.dtype:
         return Mismatch("dtype", f"{where} has dtype {actual.dtype} but should have {expected.dtype}, the inputs' "
                                  "dtype. Create new tensors with dtype=x.dtype (or torch.zeros_like / full_like).")
@@ -120,8 +121,7 @@ def _compare_floats(actual: torch.Tensor, expected: torch.Tensor, tolerance, whe
     if bad.any():
         first = _index(int(bad.flatten().nonzero()[0]), tuple(actual.shape))
         return Mismatch("nan", f"{where} contains {actual[first].item()} at index {first} where "
-                               f"{expected[first].item():.6g} is expected. NaN and inf come from exp() overflowing, "
-                               "log(0), or 0/0 (for example a row whose every entry is masked).")
+                               f"{expected[first].item():.6g} is expected. {_non_finite_advice(actual, expected)}")
     missed = ~torch.isfinite(expected) & (actual != expected) & ~(actual.isnan() & expected.isnan())
     if missed.any():
         first = _index(int(missed.flatten().nonzero()[0]), tuple(actual.shape))
@@ -134,10 +134,55 @@ def _compare_floats(actual: torch.Tensor, expected: torch.Tensor, tolerance, whe
     wrong = error > atol + rtol * expected.abs()
     first = _index(int(wrong.flatten().nonzero()[0]), tuple(actual.shape))
     worst = _index(int(error.flatten().argmax()), tuple(actual.shape))
+    shown_expected, shown_actual = distinct(expected[first].item(), actual[first].item())
     return Mismatch(
         "values",
         f"{where} has the right shape but wrong values in {int(wrong.sum())} of {wrong.numel()} entries. "
-        f"First difference at index {first}: expected {expected[first].item():.6g}, got {actual[first].item():.6g}. "
+        f"First difference at index {first}: expected {shown_expected}, got {shown_actual} (off by "
+        f"{actual[first].item() - expected[first].item():.3g}). "
         f"Largest absolute error {error.max().item():.3g} (at {worst}), "
         f"largest relative error {relative.max().item():.3g}; allowed: atol={atol:.3g}, rtol={rtol:.3g}.",
     )
+
+
+def distinct(expected: float, actual: float) -> tuple[str, str]:
+    """The two numbers with the fewest significant digits (at least 6) that tell them apart on screen."""
+    for digits in range(6, 18):
+        shown = f"{expected:.{digits}g}", f"{actual:.{digits}g}"
+        if shown[0] != shown[1]:
+            return shown
+    return repr(expected), repr(actual)
+
+
+def _non_finite_advice(actual: torch.Tensor, expected: torch.Tensor) -> str:
+    """Why a NaN or inf appears where a finite value belongs. Where the answer itself holds infinities (a
+    filter that sets removed logits to -inf), the advice is about which entries get them."""
+    if (~torch.isfinite(expected)).any():
+        return (f"The right answer has {int((~torch.isfinite(expected)).sum())} non-finite entries and yours has "
+                f"{int((~torch.isfinite(actual)).sum())}: this entry must be kept, so check which entries your "
+                "condition removes (ties, the boundary, the comparison's direction).")
+    return ("NaN and inf come from exp() overflowing, log(0), or 0/0 (for example a row whose every entry is "
+            "masked).")
+
+
+def shape_advice(actual: tuple[int, ...], expected: tuple[int, ...]) -> str:
+    """What a wrong shape suggests: dims in another order, a size-1 dim extra or missing (keepdim), one dim of
+    another length, or the entries regrouped by a reshape."""
+    if len(actual) == len(expected) and sorted(actual) == sorted(expected):
+        return "the same dims in another order: a transpose or permute is missing, extra, or over other dims."
+    for longer, shorter, words in ((actual, expected, "has an extra"), (expected, actual, "lacks the")):
+        if len(longer) == len(shorter) + 1:
+            ones = [i for i in range(len(longer)) if longer[i] == 1 and longer[:i] + longer[i + 1:] == shorter]
+            if ones:
+                fix = "squeeze it, or reduce without keepdim=True" if words == "has an extra" else \
+                    "reduce with keepdim=True, or unsqueeze"
+                return f"it {words} dim of size 1 at position {ones[0]}: {fix}."
+    if len(actual) == len(expected):
+        differing = [i for i in range(len(actual)) if actual[i] != expected[i]]
+        if len(differing) == 1:
+            d = differing[0]
+            return (f"dim {d} has {actual[d]} entries where {expected[d]} are expected, the others are right: "
+                    "check that dim's length (positions cut or added, the wrong input's length, a size off by one).")
+    if math.prod(actual) == math.prod(expected):
+        return "the same number of entries grouped differently: check the shape you reshape or view to."
+    return "check which dimensions you reduce, transpose or reshape."

@@ -22,6 +22,7 @@ import torch
 from torch import nn
 
 from autograder.compare import Mismatch, compare
+from autograder.diagnosis import Call, relate
 from autograder.exercise import Case, CaseContext, Exercise, Mistake
 from autograder.harness.activations import Step, recording, steps_from_plain
 from autograder.harness.calls import Produced, clone, function_output, module_output
@@ -50,6 +51,7 @@ class CaseOutcome:
     training: bool = False
     rule: str = ""
     sublayer: str = ""
+    relation: str = ""
 
     @property
     def passed(self) -> bool:
@@ -253,9 +255,28 @@ def _gradient_mismatch(exercise: Exercise, prepared: PreparedCase, produced: Pro
         mismatch = _input_gradient_mismatch(produced.gradients.get(name), expected[name],
                                              tolerance[name] if isinstance(tolerance, dict) else tolerance,
                                              _named(name, names), what)
+        if mismatch and name not in produced.gradients:
+            return _with_stand_ins(mismatch, name, prepared.case, names)
         if mismatch:
             return mismatch
     return None
+
+
+def _with_stand_ins(mismatch: Mismatch, key: str, case: Case, names: tuple[str, ...]) -> Mismatch:
+    """``mismatch`` of an input no gradient reaches, naming the inputs of equal value in this case that may be
+    used in its place (self-attention passes one tensor as query, key and value)."""
+    inputs = {f"{INPUT}{i}": value for i, value in enumerate(case.args)} | \
+        {f"{INPUT}{k}": value for k, value in case.kwargs.items()}
+    ignored = inputs.get(key)
+    if not isinstance(ignored, torch.Tensor):
+        return mismatch
+    equal = [_named(other, names) for other, value in inputs.items() if other != key and isinstance(value, torch.Tensor)
+             and value.shape == ignored.shape and torch.equal(value, ignored)]
+    if not equal:
+        return mismatch
+    return replace(mismatch, message=f"{mismatch.message} In this case {' and '.join(equal)} hold the same values as "
+                                     f"{_named(key, names)}: is {_named(key, names)} replaced by {equal[0]} in your "
+                                     "code?")
 
 
 def _named(key: str, names: tuple[str, ...]) -> str:
@@ -319,6 +340,28 @@ def _matching_mistakes(exercise: Exercise, prepared: PreparedCase, actual: Any) 
     return tuple(names)
 
 
+def judge_all(exercise: Exercise, prepared: list[PreparedCase], produced: list[Produced]) -> list[CaseOutcome]:
+    """The verdict on every case; the first visible case whose output is wrong in values or shape also says
+    how that output relates to the expected one (:func:`autograder.diagnosis.relate`)."""
+    outcomes = [judge(exercise, case, output) for case, output in zip(prepared, produced)]
+    for i, outcome in enumerate(outcomes):
+        if outcome.mismatch and outcome.mismatch.stage in DIAGNOSABLE_STAGES and not outcome.hidden \
+                and not outcome.training:
+            outcomes[i] = replace(outcome, relation=_relation(exercise, prepared[i], produced[i].output))
+            break
+    return outcomes
+
+
+def _relation(exercise: Exercise, prepared: PreparedCase, actual: Any) -> str:
+    """How the learner's wrong output on this case relates to the expected one; the reference (the module with
+    the case's weights) recomputes it on other arguments."""
+    case = prepared.case
+    run = prepared.reference if exercise.kind == "module" else exercise.reference
+    call = Call(lambda *args, **kwargs: run(*args, **kwargs), case.args, case.kwargs, input_names(exercise),
+                scale_inputs=exercise.kind != "module")
+    return relate(actual, prepared.expected, prepared.tolerance, call)
+
+
 class ExerciseRun:
     """Checks one learner object against one :class:`Exercise`, in this process."""
 
@@ -326,20 +369,21 @@ class ExerciseRun:
         self.exercise, self.learner = exercise, learner
 
     def run(self, seed: int, hidden: bool, devices: list[torch.device]) -> list[CaseOutcome]:
-        return [judge(self.exercise, prepared, produce(self.exercise, self.learner, prepared))
-                for prepared in prepare_cases(self.exercise, seed, hidden, devices)]
+        prepared = prepare_cases(self.exercise, seed, hidden, devices)
+        return judge_all(self.exercise, prepared, [produce(self.exercise, self.learner, case) for case in prepared])
 
 
 def diagnose(exercise: Exercise, outcomes: list[CaseOutcome]) -> Mistake | None:
     """The known mistake that explains the failures: the first that matches every failed
-    case it could be compared on, else the first match of the first such case."""
+    case it could be compared on, else the first that matches the first such case (a mistake that
+    only matches a later case, where it happens to coincide with the learner's slip, is not named)."""
     compared = [o for o in outcomes if o.mismatch and o.mismatch.stage in DIAGNOSABLE_STAGES and not o.training]
     if not compared:
         return None
     for mistake in exercise.mistakes:
         if all(mistake.name in o.matching_mistakes for o in compared):
             return mistake
-    first = next((o.matching_mistakes[0] for o in compared if o.matching_mistakes), None)
+    first = compared[0].matching_mistakes[0] if compared[0].matching_mistakes else None
     return next((m for m in exercise.mistakes if m.name == first), None)
 
 

@@ -204,6 +204,9 @@ def _wrong_step(walk: _Walk, right: int, index: int, key: str) -> str:
         if stack:
             return stack
         unchanged = previous.kind == OUTPUT and walk.close(mine.tensors.get(key), _main(previous.tensors))
+        activation = _activation_sentence(walk, previous, step, mine.tensors.get(key)) if not unchanged else ""
+        if activation:
+            return activation
         where = _between(walk, previous, step.module, unchanged)
         return f"{_context(previous)}the input of `{step.module}` is not{detail}: {where}."
     subject = "the module's output" if step.module == ROOT else f"the output of `{step.module}`"
@@ -213,6 +216,26 @@ def _wrong_step(walk: _Walk, right: int, index: int, key: str) -> str:
     owner = "forward" if step.module == ROOT else f"`{step.module}`"
     after = f"after it calls `{previous.module}`" if previous.module != ROOT else "with its input"
     return f"{_context(previous)}{subject} is not{detail}: look at what {owner} does {after}."
+
+
+ACTIVATIONS = {"ReLU": torch.relu, "GELU": nn.functional.gelu,
+               "GELU (tanh approximation)": lambda x: nn.functional.gelu(x, approximate="tanh"),
+               "SiLU": nn.functional.silu, "tanh": torch.tanh, "sigmoid": torch.sigmoid}
+
+
+def _activation_sentence(walk: _Walk, previous: Step, step: Step, actual: Any) -> str:
+    """When ``step``'s wrong input is one activation of ``previous``'s output where the reference's is another:
+    the sentence that names both (GELU where the exercise asks for ReLU)."""
+    if previous.kind != OUTPUT or not isinstance(actual, torch.Tensor):
+        return ""
+    source, expected = _main(previous.tensors), _main(step.tensors)
+    named = {name: function(source) for name, function in ACTIVATIONS.items()}
+    theirs = next((name for name, value in named.items() if walk.close(actual, value)), None)
+    ours = next((name for name, value in named.items() if walk.close(expected, value)), None)
+    if theirs is None or ours is None or theirs == ours:
+        return ""
+    return (f"The output of `{previous.module}` is right; the input of `{step.module}` is {theirs} of it, where it "
+            f"should be {ours} of it: use the activation function the exercise asks for.")
 
 
 def _context(previous: Step) -> str:

@@ -14,6 +14,7 @@ from torch import Tensor, nn
 
 import tfcourse.np as tnp
 from autograder.exercise import Case, CaseContext, Exercise, Mistake, with_dropout
+from autograder.exercises.multihead import RESHAPE_WITHOUT_TRANSPOSE, numpy_heads_reshaped
 from tfcourse import encoder_decoder as ref
 from tfcourse.layers import ResidualConnection
 
@@ -139,6 +140,10 @@ NUMPY_CROSS_ATTENTION = Exercise(
         Mistake("weights transposed", _cross_attention_variant(transposed=True),
                 "the weights are (d_model, d_model) arrays applied as x @ w; x @ w.T is nn.Linear's layout "
                 "(its weight is (out, in)), which these arrays are not in."),
+        Mistake("heads split and merged without a transpose", numpy_heads_reshaped(True, True),
+                RESHAPE_WITHOUT_TRANSPOSE),
+        Mistake("heads split without a transpose", numpy_heads_reshaped(True, False), RESHAPE_WITHOUT_TRANSPOSE),
+        Mistake("heads merged without a transpose", numpy_heads_reshaped(False, True), RESHAPE_WITHOUT_TRANSPOSE),
     ),
     hints=(
         "It is your multi-head attention with two inputs: the queries are projected from `x` with `w_q`, the keys "

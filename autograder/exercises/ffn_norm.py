@@ -225,11 +225,12 @@ def rms_norm_cases(ctx: CaseContext, hidden: bool) -> list[Case]:
 
 
 def _wrong_layer_norm(over_batch: bool = False, unbiased: bool = False, eps_outside: bool = False,
-                      one_pass: bool = False, affine: bool = True):
-    """A wrong LayerNorm: statistics per feature over the batch (BatchNorm), unbiased variance, eps outside,
-    the variance as mean(x^2) - mean(x)^2, or without weight and bias (``affine=False``)."""
+                      one_pass: bool = False, affine: bool = True, over_first_axis: bool = False):
+    """A wrong LayerNorm: statistics per feature over the batch (BatchNorm: every leading axis, or the first
+    axis only), unbiased variance, eps outside, the variance as mean(x^2) - mean(x)^2, or without weight and bias
+    (``affine=False``)."""
     def layer_norm(x, weight, bias, eps=1e-5):
-        dims = tuple(range(x.dim() - 1)) if over_batch else (-1,)
+        dims = tuple(range(x.dim() - 1)) if over_batch else (0,) if over_first_axis else (-1,)
         mean = x.mean(dim=dims, keepdim=True)
         var = x.var(dim=dims, keepdim=True, correction=int(unbiased))
         if one_pass:
@@ -248,6 +249,9 @@ LAYER_NORM_MISTAKES = (
     Mistake("statistics over the batch (BatchNorm)", _wrong_layer_norm(over_batch=True),
             "each feature is normalised over the batch, as BatchNorm does. LayerNorm normalises each vector "
             "over its own last dimension: mean(dim=-1, keepdim=True)."),
+    Mistake("statistics over the first axis (BatchNorm's)", _wrong_layer_norm(over_first_axis=True),
+            "each feature is normalised over the first axis, the batch, as BatchNorm does. LayerNorm normalises "
+            "each vector over its own last dimension: mean(dim=-1, keepdim=True)."),
     Mistake("variance as mean(x^2) - mean(x)^2", _wrong_layer_norm(one_pass=True),
             "mean(x^2) - mean(x)^2 subtracts two nearly equal large numbers when the mean is large compared with "
             "the spread, and loses the digits of the variance. Centre first: mean((x - mean)^2)."),

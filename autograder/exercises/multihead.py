@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 
 import numpy as np
 import torch
@@ -170,13 +169,16 @@ def mha_cases(ctx: CaseContext, hidden: bool) -> list[Case]:
                                      {"mask": keep}, init=(16, 4, 0.3)), ctx)
 
 
-def _mha_variant(split=multihead.split_heads, scale: bool = True, project_out: bool = True):
+def _mha_variant(split=multihead.split_heads, query_scale: float = 0.0, project_out: bool = True):
+    """The reference's forward with heads split by ``split``, queries multiplied by ``d_head ** query_scale``
+    before the attention that divides by sqrt(d_head) (0.5: no scaling; -0.5: scaled twice), and the output
+    projection applied or not."""
     def forward(module, query, key, value, mask=None):
         n = module.n_heads
         q, k, v = (split(proj(t), n) for proj, t in ((module.q_proj, query), (module.k_proj, key),
                                                       (module.v_proj, value)))
-        if not scale:
-            q = q * math.sqrt(q.size(-1))
+        if query_scale:
+            q = q * q.size(-1) ** query_scale
         out, weights = scaled_dot_product_attention(q, k, v, mask)
         out = multihead.merge_heads(out) if split is multihead.split_heads else \
             out.permute(0, 2, 3, 1).reshape(query.shape)
@@ -193,8 +195,11 @@ MULTI_HEAD_ATTENTION = Exercise(
     points=3,
     forbidden=TORCH_MHA,
     mistakes=(
-        Mistake("no sqrt(d_head) scaling", _mha_variant(scale=False),
+        Mistake("no sqrt(d_head) scaling", _mha_variant(query_scale=0.5),
                 "the scores are not divided by sqrt(d_head), the width of one head."),
+        Mistake("scaled twice", _mha_variant(query_scale=-0.5),
+                "the scores are divided by sqrt(d_head) twice, a constant factor too many: "
+                "scaled_dot_product_attention already scales them; do not scale the queries yourself."),
         Mistake("heads interleaved", _mha_variant(split=_split_interleaved),
                 "each head must take a contiguous block of d_head features; check split_heads."),
         Mistake("missing output projection", _mha_variant(project_out=False),
@@ -235,6 +240,32 @@ def _numpy_mha_scaled_by_d_model(x, w_q, w_k, w_v, w_o, n_heads, mask=None):
     return tnp.multi_head_attention(x, w_q * shrink, w_k, w_v, w_o, n_heads, mask)
 
 
+def numpy_heads_reshaped(split_by_reshape: bool, merge_by_reshape: bool):
+    """NumPy attention of queries from ``x`` on keys and values from ``memory`` with heads split into (batch,
+    n_heads, len, d_head), or merged back, by a reshape alone, without the transpose that keeps each token's
+    features together."""
+    def attention(x, memory, w_q, w_k, w_v, w_o, n_heads, mask=None):
+        def split(t):
+            batch, length, d_model = t.shape
+            return t.reshape(batch, n_heads, length, d_model // n_heads) if split_by_reshape else \
+                tnp.split_heads(t, n_heads)
+        heads, weights = tnp.scaled_dot_product_attention(split(x @ w_q), split(memory @ w_k), split(memory @ w_v),
+                                                         mask)
+        merged = heads.reshape(x.shape) if merge_by_reshape else tnp.merge_heads(heads)
+        return merged @ w_o, weights
+    return attention
+
+
+def _numpy_mha_heads_reshaped(split_by_reshape: bool, merge_by_reshape: bool):
+    attention = numpy_heads_reshaped(split_by_reshape, merge_by_reshape)
+    return lambda x, w_q, w_k, w_v, w_o, n_heads, mask=None: attention(x, x, w_q, w_k, w_v, w_o, n_heads, mask)
+
+
+RESHAPE_WITHOUT_TRANSPOSE = (  # the mistake's explanation, for every NumPy attention with heads"a reshape alone does not move the heads: (batch, seq, d_model) reshaped to (batch, "
+                             "n_heads, seq, d_head) mixes features of different tokens. Reshape to (batch, seq, "
+                             "n_heads, d_head), then transpose axes 1 and 2 (and the reverse to merge).")
+
+
 NUMPY_MULTI_HEAD_ATTENTION = Exercise(
     name="numpy_multi_head_attention",
     lesson=LESSON,
@@ -250,6 +281,10 @@ NUMPY_MULTI_HEAD_ATTENTION = Exercise(
         Mistake("mask ignored", lambda x, w_q, w_k, w_v, w_o, n_heads, mask=None:
                 tnp.multi_head_attention(x, w_q, w_k, w_v, w_o, n_heads),
                 "the mask has no effect: scores where the mask is False must become -inf before the softmax."),
+        Mistake("heads split and merged without a transpose", _numpy_mha_heads_reshaped(True, True),
+                RESHAPE_WITHOUT_TRANSPOSE),
+        Mistake("heads split without a transpose", _numpy_mha_heads_reshaped(True, False), RESHAPE_WITHOUT_TRANSPOSE),
+        Mistake("heads merged without a transpose", _numpy_mha_heads_reshaped(False, True), RESHAPE_WITHOUT_TRANSPOSE),
     ),
     hints=("x @ w_q gives all heads' queries at once; reshape to (batch, seq, n_heads, d_head).",
            "np.transpose(..., (0, 2, 1, 3)) puts the heads before the sequence.",

@@ -56,9 +56,11 @@ def _smoothing_over_other_classes(logits, target, smoothing=0.1, ignore_index=-1
 
 
 def _rescaled_loss(scale_of):
-    """The reference loss times ``scale_of(target, ignore_index)``: a wrong normalisation."""
+    """The reference loss times ``scale_of(target, ignore_index)`` (a number, exact in the loss's dtype): a wrong
+    normalisation."""
     def loss(logits, target, smoothing=0.1, ignore_index=-100):
-        return training.label_smoothing_loss(logits, target, smoothing, ignore_index) * scale_of(target, ignore_index)
+        loss = training.label_smoothing_loss(logits, target, smoothing, ignore_index)
+        return loss * torch.as_tensor(scale_of(target, ignore_index), dtype=loss.dtype)
     return loss
 
 
@@ -78,7 +80,7 @@ LABEL_SMOOTHING_LOSS = Exercise(
                 "the smoothed target gives eps / V to every class, the true one included, and 1 - eps + eps / V to "
                 "the true class: loss = (1 - eps) * nll + eps * mean_v(-log p_v)."),
         Mistake("ignored positions counted in the mean",
-                _rescaled_loss(lambda t, ignore: (t != ignore).sum() / t.numel()),
+                _rescaled_loss(lambda t, ignore: (t != ignore).sum().item() / t.numel()),
                 "divide by the number of positions that are not ignored, not by all positions."),
         Mistake("summed, not averaged", _rescaled_loss(lambda t, ignore: (t != ignore).sum()),
                 "the loss is the mean over the kept positions; divide the sum by their number."),

@@ -41,7 +41,7 @@ from autograder.harness.calls import MESSAGE_CHARS, Produced
 from autograder.harness.confine import Limits
 from autograder.harness.mismatch import STAGES, Mismatch
 from autograder.harness.serve import Job
-from autograder.runner import CaseOutcome, judge
+from autograder.runner import CaseOutcome, judge_all
 from autograder.scores import CellCheck, NotebookScore
 
 GRADER_VERSION = "1"  # part of every submission's digest: a new grader regrades everything
@@ -274,16 +274,16 @@ def _produced(event: dict[str, Any]) -> Produced:
 
 def _outcomes(check: Check, prepared: list, result: _TaskResults, ending: str | None) -> list[CaseOutcome]:
     """Judge every case; one without a result failed, with the reason the run gives."""
-    outcomes, first_missing = [], True
-    for number, case in enumerate(prepared):
+    everything, first_missing = [], True
+    for number in range(len(prepared)):
         produced = result.produced.get(number)
         if produced is None:
             why = ending or "no result came back for this case"
             message = (f"stopped while running this case: {why}." if first_missing and result.started
                        else f"not run: {why}.")
             produced, first_missing = Produced(failure=Mismatch("timeout" if ending else "raises", message)), False
-        outcomes.append(judge(check.exercise, case, produced))
-    return outcomes
+        everything.append(produced)
+    return judge_all(check.exercise, prepared, everything)
 
 
 # --- the class -------------------------------------------------------------------------------------

@@ -153,13 +153,36 @@ def test_dtype_mistake_is_named():
     assert not result.passed and "dtype" in result.message
 
 
-def test_check_raises_assertion_with_report_and_shows_hints(capsys):
+def test_check_raises_assertion_with_report_under_nbgrader_and_shows_hints(capsys, monkeypatch):
     def attention_scores(q, k):
         return q @ k.transpose(-2, -1)
 
+    monkeypatch.setenv("NBGRADER_EXECUTION", "autograde")
     with pytest.raises(AssertionError, match="no sqrt"):
         check(attention_scores, hint=2)
     assert "Hint 2 of 3" in capsys.readouterr().out
+
+
+def test_a_failing_check_in_a_notebook_prints_its_report_and_lets_run_all_go_on(capsys, monkeypatch):
+    def attention_scores(q, k):
+        return q @ k.transpose(-2, -1)
+
+    monkeypatch.delenv("NBGRADER_EXECUTION", raising=False)
+    result = check(attention_scores, hint=3)
+    printed = capsys.readouterr().out
+    assert not result.passed and result.points == 0
+    assert "Hint 3 of 3" in printed and "no sqrt" in printed and "Traceback" not in printed
+    assert "That was the last of 3 hints." in printed and "hint=4" not in printed
+    assert "Cases:" in printed and "FAIL" in printed
+
+
+def test_the_hint_footer_offers_the_next_rung(capsys, monkeypatch):
+    def attention_scores(q, k):
+        return q @ k.transpose(-2, -1)
+
+    monkeypatch.delenv("NBGRADER_EXECUTION", raising=False)
+    check(attention_scores, hint=1)
+    assert "check(attention_scores, hint=2) shows hint 2 of 3" in capsys.readouterr().out
 
 
 def test_check_returns_result_and_prints_on_success(capsys):

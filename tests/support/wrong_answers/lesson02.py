@@ -257,5 +257,5 @@ def numpy_attention(q, k, v, mask=None):
     total = e.sum(axis=-1, keepdims=True)
     weights = (e / np.where(total > 0, total, 1)).astype(q.dtype)
     return weights @ v, weights
-''', ("where the mask",), "np.where with its two branches swapped: the kept keys are hidden"),
+''', ("mask `mask` inverted",), "np.where with its two branches swapped: the kept keys are hidden"),
 ]
