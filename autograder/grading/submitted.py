@@ -15,8 +15,6 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from nbgrader.utils import parse_utc
-
 from autograder.grading.untrusted_files import FolderContents, TreeLimits, UntrustedFileError, read_path, read_tree, shown
 
 MAX_NOTEBOOK_BYTES = 32 << 20
@@ -45,6 +43,8 @@ def check_student_id(name: str) -> str:
 
 def parse_timestamp(data: bytes) -> str:
     """The submission time in ``timestamp.txt``, as nbgrader writes it; :class:`InvalidField` otherwise."""
+    from nbgrader.utils import parse_utc  # the grading extra: imported when grading, not when the command starts
+
     if len(data) > MAX_TIMESTAMP_CHARS:
         raise InvalidField(f"{TIMESTAMP_FILE} is longer than {MAX_TIMESTAMP_CHARS} characters")
     text = data.decode("ascii", errors="replace").strip()

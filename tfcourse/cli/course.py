@@ -1,8 +1,11 @@
 """The instructor's commands: ``init``, ``release``, ``collect``, ``grade``, ``feedback`` and ``export``.
 
     tfcourse init COURSE_DIR
+    tfcourse exchange COURSE_DIR PATH
     tfcourse release|collect|grade|feedback ASSIGNMENT --course COURSE_DIR
-    tfcourse export --course COURSE_DIR [--format csv] [--output FILE]
+    tfcourse export --course COURSE_DIR [--format csv|canvas|moodle] [--output FILE]
+    tfcourse deadline ASSIGNMENT DUE|none [--student NAME --extension 2d] --course COURSE_DIR
+    tfcourse roster CSV --course COURSE_DIR
 
 The course directory is an ordinary nbgrader course (:mod:`autograder.grading.course`);
 ``release``, ``collect`` and ``feedback`` run nbgrader itself, ``grade`` runs
@@ -22,7 +25,6 @@ from autograder.grading.course import (
     REPOSITORY,
     Course,
     CourseError,
-    export_csv,
     init_course,
     run_nbgrader,
 )
@@ -43,6 +45,18 @@ def _init(args: argparse.Namespace) -> int:
     assignments = sorted(p.name for p in (course.root / "source").iterdir())
     print(f"course ready at {course.root} with {len(assignments)} assignments: {', '.join(assignments)}\n"
           f"next: tfcourse release {assignments[0]} --course {args.course_dir}")
+    return 0
+
+
+def _exchange(args: argparse.Namespace) -> int:
+    from autograder.grading.exchange import set_exchange, shared
+
+    exchange = set_exchange(args.course_dir, args.exchange)
+    print(f"the course {args.course_dir} now uses the exchange {exchange}; release its assignments again "
+          "(`tfcourse release ASSIGNMENT`) for students to fetch them from there")
+    if not shared(exchange):
+        print(f"note: other users cannot write into {exchange}; a class on this machine needs "
+              f"`chmod 1777 {exchange}` (see docs/jupyterhub.md)", file=sys.stderr)
     return 0
 
 
@@ -85,10 +99,22 @@ def _feedback(args: argparse.Namespace) -> int:
 
 
 def _export(args: argparse.Namespace) -> int:
+    from autograder.grading.export import export_grades
+
     course = Course(args.course)
-    output = args.output or course.root / "grades.csv"
-    rows = export_csv(course, output)
-    print(f"wrote {rows} students' grades to {output}")
+    output = args.output or course.root / ("grades.csv" if args.format == "csv" else f"grades-{args.format}.csv")
+    rows = export_grades(course, args.format, output)
+    print(f"wrote {rows} students' grades ({args.format} layout) to {output}")
+    return 0
+
+
+def _report(args: argparse.Namespace) -> int:
+    from autograder.grading.class_report import class_report, write_report
+
+    course = Course(args.course)
+    output = args.output or course.root / "reports" / args.assignment
+    page = write_report(class_report(course, args.assignment), output)
+    print(f"wrote the report on {args.assignment} to {page}")
     return 0
 
 
@@ -177,6 +203,10 @@ def register(commands: argparse._SubParsersAction) -> None:
     init.add_argument("--course-id", default="tfcourse")
     init.add_argument("--exchange", type=Path, default=None, help="nbgrader's exchange (default: COURSE_DIR/exchange)")
     command(init, _init, CourseError, OSError)
+    exchange = commands.add_parser("exchange", help="make a course use another nbgrader exchange (a shared one)")
+    exchange.add_argument("course_dir", type=Path)
+    exchange.add_argument("exchange", type=Path, help="the exchange folder, created with mode 1777 when missing")
+    command(exchange, _exchange, OSError)
     for name, help_text, run in (
             ("release", "generate an assignment from its source and release it to the exchange", _release),
             ("collect", "collect submissions from the exchange into the course", _collect),
@@ -194,8 +224,17 @@ def register(commands: argparse._SubParsersAction) -> None:
     grade.add_argument("--force", action="store_true", help="grade again submissions graded by an earlier run")
     grade.add_argument("--timeout", type=float, default=None, help="wall-clock seconds per submission")
     command(grade, _grade, CourseError, ValueError, LookupError)
+    report = commands.add_parser("report", help="what to re-teach: pass rates, scores and the mistakes most "
+                                 "students made, per exercise, as an HTML page with figures")
+    report.add_argument("assignment")
+    _add_course_option(report)
+    report.add_argument("--output", type=Path, default=None, help="default: COURSE_DIR/reports/ASSIGNMENT")
+    command(report, _report, CourseError, LookupError, OSError)
     export = commands.add_parser("export", help="grades for a learning platform, one row per student")
     _add_course_option(export)
-    export.add_argument("--format", choices=["csv"], default="csv")
-    export.add_argument("--output", type=Path, default=None, help="default: COURSE_DIR/grades.csv")
+    export.add_argument("--format", choices=["csv", "canvas", "moodle"], default="csv",
+                        help="csv: every column (statuses, timestamps, lateness, penalties); canvas, moodle: "
+                             "their gradebook imports (see docs/grading.md)")
+    export.add_argument("--output", type=Path, default=None,
+                        help="default: COURSE_DIR/grades.csv (grades-FORMAT.csv for canvas and moodle)")
     command(export, _export, CourseError, OSError)
