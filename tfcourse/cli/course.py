@@ -3,9 +3,7 @@
     tfcourse init COURSE_DIR
     tfcourse exchange COURSE_DIR PATH
     tfcourse release|collect|grade|feedback ASSIGNMENT --course COURSE_DIR
-    tfcourse export --course COURSE_DIR [--format csv|canvas|moodle] [--output FILE]
-    tfcourse deadline ASSIGNMENT DUE|none [--student NAME --extension 2d] --course COURSE_DIR
-    tfcourse roster CSV --course COURSE_DIR
+    tfcourse export --course COURSE_DIR [--format csv] [--output FILE]
 
 The course directory is an ordinary nbgrader course (:mod:`autograder.grading.course`);
 ``release``, ``collect`` and ``feedback`` run nbgrader itself, ``grade`` runs
@@ -25,6 +23,7 @@ from autograder.grading.course import (
     REPOSITORY,
     Course,
     CourseError,
+    export_csv,
     init_course,
     run_nbgrader,
 )
@@ -99,22 +98,10 @@ def _feedback(args: argparse.Namespace) -> int:
 
 
 def _export(args: argparse.Namespace) -> int:
-    from autograder.grading.export import export_grades
-
     course = Course(args.course)
-    output = args.output or course.root / ("grades.csv" if args.format == "csv" else f"grades-{args.format}.csv")
-    rows = export_grades(course, args.format, output)
-    print(f"wrote {rows} students' grades ({args.format} layout) to {output}")
-    return 0
-
-
-def _report(args: argparse.Namespace) -> int:
-    from autograder.grading.class_report import class_report, write_report
-
-    course = Course(args.course)
-    output = args.output or course.root / "reports" / args.assignment
-    page = write_report(class_report(course, args.assignment), output)
-    print(f"wrote the report on {args.assignment} to {page}")
+    output = args.output or course.root / "grades.csv"
+    rows = export_csv(course, output)
+    print(f"wrote {rows} students' grades to {output}")
     return 0
 
 
@@ -224,17 +211,8 @@ def register(commands: argparse._SubParsersAction) -> None:
     grade.add_argument("--force", action="store_true", help="grade again submissions graded by an earlier run")
     grade.add_argument("--timeout", type=float, default=None, help="wall-clock seconds per submission")
     command(grade, _grade, CourseError, ValueError, LookupError)
-    report = commands.add_parser("report", help="what to re-teach: pass rates, scores and the mistakes most "
-                                 "students made, per exercise, as an HTML page with figures")
-    report.add_argument("assignment")
-    _add_course_option(report)
-    report.add_argument("--output", type=Path, default=None, help="default: COURSE_DIR/reports/ASSIGNMENT")
-    command(report, _report, CourseError, LookupError, OSError)
     export = commands.add_parser("export", help="grades for a learning platform, one row per student")
     _add_course_option(export)
-    export.add_argument("--format", choices=["csv", "canvas", "moodle"], default="csv",
-                        help="csv: every column (statuses, timestamps, lateness, penalties); canvas, moodle: "
-                             "their gradebook imports (see docs/grading.md)")
-    export.add_argument("--output", type=Path, default=None,
-                        help="default: COURSE_DIR/grades.csv (grades-FORMAT.csv for canvas and moodle)")
+    export.add_argument("--format", choices=["csv"], default="csv")
+    export.add_argument("--output", type=Path, default=None, help="default: COURSE_DIR/grades.csv")
     command(export, _export, CourseError, OSError)
