@@ -30,22 +30,27 @@ from autograder.scores import CellCheck, NotebookScore
 
 @dataclass
 class NotebookGrades:
-    """One notebook's results: the JSON report, and the gradebook's values by nbgrader cell id
-    (``auto_score`` of grade cells, ``None`` leaving a cell to manual grading; ``auto_comment``)."""
+    """One notebook's results: the JSON report, the gradebook's values by nbgrader cell id
+    (``auto_score`` of grade cells, ``None`` leaving a cell to manual grading; ``auto_comment``), and the
+    named mistakes of each failed check by the check's name (:mod:`autograder.grading.mistakes`; absent
+    from journal lines written before they were recorded)."""
 
     name: str
     score: NotebookScore
     grades: dict[str, float | None] = field(default_factory=dict)
     comments: dict[str, str | None] = field(default_factory=dict)
+    mistakes: dict[str, list[str]] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
-        return {"name": self.name, "score": asdict(self.score), "grades": self.grades, "comments": self.comments}
+        return {"name": self.name, "score": asdict(self.score), "grades": self.grades, "comments": self.comments,
+                "mistakes": self.mistakes}
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> "NotebookGrades":
         score = dict(data["score"])
         checks = [CellCheck(**check) for check in score.pop("checks")]
-        return cls(data["name"], NotebookScore(**score, checks=checks), data["grades"], data["comments"])
+        return cls(data["name"], NotebookScore(**score, checks=checks), data["grades"], data["comments"],
+                   data.get("mistakes", {}))
 
 
 @dataclass

@@ -27,6 +27,8 @@ from nbgrader.utils import compute_checksum, determine_grade
 from autograder.checker import report
 from autograder.grading.course import Course
 from autograder.grading.gradebook import GradebookWriter, Journal, JournalEntry, NotebookGrades, file_digests
+from autograder.grading.mistakes import NO_CHECK as NO_CHECK_MISTAKE
+from autograder.grading.mistakes import UNGRADABLE, named_mistake, stage_mistake
 from autograder.grading.plan import MANUAL, SOLUTION, Check, GradedCell, NotebookPlan, PlanError
 from autograder.grading.sandbox import Sandbox, SandboxError, SandboxRun, pickle_job
 from autograder.grading.submission import UnreadableNotebook, autograded_notebook, build_program, read_submission
@@ -110,7 +112,8 @@ def _verdict_on_all(plan: NotebookPlan, student: str, assignment: str,
     """Every graded cell fails with ``reason``, on the released notebook."""
     verdicts = {grade_id: (False, reason) for grade_id in plan.graded}
     autograded = autograded_notebook(plan, plan.release, verdicts)
-    return _grades(plan, student, assignment, verdicts, autograded), autograded
+    mistakes = {grade_id: [UNGRADABLE] for grade_id in plan.graded}
+    return _grades(plan, student, assignment, verdicts, autograded, mistakes), autograded
 
 
 def _grade(sandbox: Sandbox, plan: NotebookPlan, notebook: nbformat.NotebookNode, submission: Submission,
@@ -123,37 +126,42 @@ def _grade(sandbox: Sandbox, plan: NotebookPlan, notebook: nbformat.NotebookNode
                                program.cell_names))
     results = _task_results(run, plan)
     ending = run.ending(limits)
-    verdicts = {grade_id: _cell_verdict(plan, cell, program.rejected, results, ending)
-                for grade_id, cell in plan.graded.items()}
+    cells = {grade_id: _cell_verdict(plan, cell, program.rejected, results, ending)
+             for grade_id, cell in plan.graded.items()}
+    verdicts = {grade_id: (passed, message) for grade_id, (passed, message, _) in cells.items()}
+    mistakes = {grade_id: names for grade_id, (_, _, names) in cells.items() if names}
     autograded = autograded_notebook(plan, notebook, verdicts)
-    return _grades(plan, submission.student, assignment, verdicts, autograded), autograded
+    return _grades(plan, submission.student, assignment, verdicts, autograded, mistakes), autograded
 
 
 def _cell_verdict(plan: NotebookPlan, cell: GradedCell, rejected: dict[int, Mismatch],
-                  results: dict[int, _TaskResults], ending: str | None) -> tuple[bool, str]:
+                  results: dict[int, _TaskResults], ending: str | None) -> tuple[bool, str, list[str]]:
+    """Whether the cell passes, its report, and the named mistake of each of its failed checks."""
     if not cell.checks:
-        return False, NO_CHECK
+        return False, NO_CHECK, [NO_CHECK_MISTAKE]
     verdicts = [_check_verdict(plan, check, task, rejected, results, ending)
                 for check, task in zip(cell.checks, cell.tasks)]
-    return all(passed for passed, _ in verdicts), "\n".join(message for _, message in verdicts)
+    return (all(passed for passed, _, _ in verdicts), "\n".join(message for _, message, _ in verdicts),
+            [mistake for _, _, mistake in verdicts if mistake])
 
 
 def _check_verdict(plan: NotebookPlan, check: Check, task: int, rejected: dict[int, Mismatch],
-                   results: dict[int, _TaskResults], ending: str | None) -> tuple[bool, str]:
+                   results: dict[int, _TaskResults], ending: str | None) -> tuple[bool, str, str | None]:
     name = check.exercise.name
     if task in rejected:
-        return False, f"{name}: {rejected[task].message}"
+        return False, f"{name}: {rejected[task].message}", stage_mistake(rejected[task])
     result = results.get(task, _TaskResults())
     if result.missing:
-        return False, f"{name}: {result.missing.message}"
+        return False, f"{name}: {result.missing.message}", stage_mistake(result.missing)
     outcomes = _outcomes(check, plan.prepared[task], result, ending)
-    return all(o.passed for o in outcomes), report(check.exercise, outcomes)
+    return all(o.passed for o in outcomes), report(check.exercise, outcomes), named_mistake(check.exercise, outcomes)
 
 
 def _grades(plan: NotebookPlan, student: str, assignment: str, verdicts: dict[str, tuple[bool, str]],
-            autograded: nbformat.NotebookNode) -> NotebookGrades:
-    """The JSON report and the gradebook's values; solution cells left as released get nbgrader's
-    "No response." and a manually graded one its zero, as under ``nbgrader autograde``."""
+            autograded: nbformat.NotebookNode, mistakes: dict[str, list[str]]) -> NotebookGrades:
+    """The JSON report, the named mistakes of the failed checks and the gradebook's values; solution cells
+    left as released get nbgrader's "No response." and a manually graded one its zero, as under
+    ``nbgrader autograde``."""
     checks = [CellCheck(grade_id.removeprefix("check_"), cell.points if verdicts[grade_id][0] else 0.0,
                         cell.points, verdicts[grade_id][0], verdicts[grade_id][1])
               for grade_id, cell in plan.graded.items()]
@@ -168,7 +176,8 @@ def _grades(plan: NotebookPlan, student: str, assignment: str, verdicts: dict[st
             comments[grade_id] = "No response." if unchanged else None
             if role == MANUAL:
                 grades[grade_id] = 0.0 if cell is None else determine_grade(cell)[0]
-    return NotebookGrades(plan.name, score, grades, comments)
+    named = {grade_id.removeprefix("check_"): names for grade_id, names in mistakes.items()}
+    return NotebookGrades(plan.name, score, grades, comments, named)
 
 
 class AssignmentGrader:

@@ -105,6 +105,16 @@ def _export(args: argparse.Namespace) -> int:
     return 0
 
 
+def _report(args: argparse.Namespace) -> int:
+    from autograder.grading.class_report import class_report, write_report
+
+    course = Course(args.course)
+    output = args.output or course.root / "reports" / args.assignment
+    page = write_report(class_report(course, args.assignment), output)
+    print(f"wrote the report on {args.assignment} to {page}")
+    return 0
+
+
 def _grade(args: argparse.Namespace) -> int:
     """Exit status 0 when every submission was graded, 1 when some could not be (each is named with
     the reason), 2 for a problem with the course, 130 when interrupted."""
@@ -211,6 +221,12 @@ def register(commands: argparse._SubParsersAction) -> None:
     grade.add_argument("--force", action="store_true", help="grade again submissions graded by an earlier run")
     grade.add_argument("--timeout", type=float, default=None, help="wall-clock seconds per submission")
     command(grade, _grade, CourseError, ValueError, LookupError)
+    report = commands.add_parser("report", help="what to re-teach: pass rates, scores and the mistakes most "
+                                 "students made, per exercise, as an HTML page with figures")
+    report.add_argument("assignment")
+    _add_course_option(report)
+    report.add_argument("--output", type=Path, default=None, help="default: COURSE_DIR/reports/ASSIGNMENT")
+    command(report, _report, CourseError, LookupError, OSError)
     export = commands.add_parser("export", help="grades for a learning platform, one row per student")
     _add_course_option(export)
     export.add_argument("--format", choices=["csv"], default="csv")

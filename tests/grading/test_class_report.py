@@ -1,0 +1,174 @@
+"""``tfcourse report``: a graded class's pass rates, scores and ranked mistakes, safe with hostile
+submissions, with maths that typesets offline; and feedback pages that load no MathJax from the internet."""
+
+from __future__ import annotations
+
+import html
+import importlib.util
+import re
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+from autograder.exercises.attention import ATTENTION_SCORES
+from autograder.grading.class_report import ANONYMOUS, anonymised, figure_name
+from autograder.grading.course import Course
+from autograder.grading.gradebook import Journal, NotebookGrades
+from tests.support.grading_course import (
+    LESSON,
+    released_course,
+    solution_ids,
+    solved,
+    submit,
+    tfcourse,
+)
+
+ROOT = Path(__file__).resolve().parents[2]
+SCREENSHOTS = ROOT / "_build" / "screenshots"
+HOSTILE = "<script>window.injected = 1</script><img src=x onerror=\"window.injected = 2\">"
+WRONG = {
+    "no sqrt": ("attention_scores", "def attention_scores(q, k):\n    return q @ k.transpose(-2, -1)"),
+    "over d_k": ("attention_scores", "def attention_scores(q, k):\n    return q @ k.transpose(-2, -1) / q.shape[-1]"),
+    "no minus": ("attention_entropy", ("def attention_entropy(weights):\n"
+                                       "    safe = torch.where(weights > 0, weights, torch.ones_like(weights))\n"
+                                       "    return (weights * safe.log()).sum(-1)")),
+    "hostile": ("attention_entropy", f"def attention_entropy(weights):\n    raise ValueError({HOSTILE!r} + ' mallory')"),
+}
+CLASS = {"ada": [], "bo": ["no sqrt"], "cy": ["no sqrt"], "di": ["no sqrt"], "ed": ["over d_k", "no minus"],
+         "mallory": ["hostile"]}
+
+
+def _notebook(course: Path, mistakes: list[str]):
+    notebook = solved(course, solution_ids(course))
+    for mistake in mistakes:
+        grade_id, source = WRONG[mistake]
+        next(c for c in notebook.cells if c.metadata.get("nbgrader", {}).get("grade_id") == grade_id).source = source
+    return notebook
+
+
+@pytest.fixture(scope="module")
+def graded_class(tmp_path_factory) -> Path:
+    """A class of six graded by ``tfcourse grade``: one right, the rest with known wrong answers."""
+    course = released_course(tmp_path_factory)
+    for student, mistakes in CLASS.items():
+        submit(course, student, _notebook(course, mistakes))
+    graded = tfcourse("grade", LESSON, "--course", course, "--device", "cpu")
+    assert graded.returncode == 0, graded.stderr[-3000:]
+    return course
+
+
+@pytest.fixture(scope="module")
+def report(graded_class: Path) -> Path:
+    output = graded_class.parent / "report"
+    made = tfcourse("report", LESSON, "--course", graded_class, "--output", output)
+    assert made.returncode == 0, made.stderr[-3000:]
+    return output
+
+
+def _section(page: str, exercise: str) -> str:
+    return page.split(f"<h3>{exercise}</h3>", 1)[1].split("<h3>", 1)[0]
+
+
+def _ranked(page: str, exercise: str) -> list[tuple[str, int]]:
+    rows = re.findall(r"<tr><td>([^<]*)</td><td>(\d+)</td>", _section(page, exercise))
+    return [(html.unescape(name), int(count)) for name, count in rows]
+
+
+@pytest.mark.slow
+def test_the_journal_names_each_failed_checks_mistake(graded_class):
+    entries = Journal(Course(graded_class).journal_path(LESSON)).entries()
+    assert entries["ada"].notebooks[0].mistakes == {}
+    assert entries["bo"].notebooks[0].mistakes["attention_scores"] == ["no sqrt(d_k) scaling"]
+    assert entries["mallory"].notebooks[0].mistakes == {"attention_entropy": ["raises an error"]}
+
+
+def test_journal_lines_written_before_mistakes_were_recorded_still_read():
+    line = {"name": "n", "score": {"student": "s", "assignment": "a", "score": 0, "max_score": 1, "checks": []},
+            "grades": {}, "comments": {}}
+    assert NotebookGrades.from_json(line).mistakes == {}
+
+
+@pytest.mark.slow
+def test_the_report_ranks_mistakes_and_gives_pass_rates(report):
+    page = (report / "index.html").read_text()
+    assert _ranked(page, "attention_scores") == [("no sqrt(d_k) scaling", 3), ("divided by d_k", 1)]
+    assert _ranked(page, "attention_entropy") == [("missing minus sign", 1), ("raises an error", 1)]
+    assert "<h3>softmax</h3><p>Every student passed.</p>" in page
+    points = f"{ATTENTION_SCORES.points:g}"
+    assert f"<td>attention_scores</td><td>33% (2/6)</td><td>0/{points}: 4, {points}/{points}: 2</td>" in page
+    assert "<td>attention_entropy</td><td>67% (4/6)</td>" in page
+    assert "6 graded submissions" in page
+
+
+@pytest.mark.slow
+def test_the_reports_figures_exist_and_decode(report):
+    names = ["pass-rates.png", "scores.png", figure_name("attention_scores"), figure_name("attention_entropy")]
+    for name in names:
+        with Image.open(report / name) as image:
+            image.verify()
+        assert f'src="{name}"' in (report / "index.html").read_text()
+    assert not (report / figure_name("softmax")).exists()
+
+
+@pytest.mark.slow
+def test_a_hostile_output_cannot_inject_html_and_examples_are_anonymous(report):
+    page = (report / "index.html").read_text()
+    assert HOSTILE not in page and "<img src=x" not in page and "mallory" not in page
+    assert html.escape(HOSTILE) in _section(page, "attention_entropy")
+    assert len(re.findall(r"<script\b", page)) == 2  # MathJax's configuration and MathJax
+    assert not re.search(r"(src|href)=\"(https?:)?//", page)
+
+
+def test_anonymised_keeps_the_explaining_lines_and_drops_the_id_and_the_table():
+    message = "f: 0 of 2 cases pass.\nFirst failure:\n  Bo's code failed\nCases:\n  a  FAIL\nStuck? check(f, hint=1)"
+    assert anonymised(message, "bo") == f"f: 0 of 2 cases pass.\nFirst failure:\n  {ANONYMOUS}'s code failed"
+
+
+def _browser_or_skip():
+    if importlib.util.find_spec("playwright") is None:
+        pytest.skip("playwright is not installed: bash scripts/setup.sh dev")
+    from tests.book.test_book import CHROMIUM_ARGS, chromium_path
+
+    executable = chromium_path()
+    if executable is None:
+        pytest.skip("no Chromium found: apt-get install chromium (or set TFCOURSE_CHROMIUM to its path)")
+    return executable, CHROMIUM_ARGS
+
+
+def open_offline(page_path: Path, screenshot: Path | None = None) -> dict:
+    """Open a page from disk in Chromium with every network request refused; what it shows."""
+    executable, arguments = _browser_or_skip()
+    from playwright.sync_api import sync_playwright
+
+    refused: list[str] = []
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=executable, args=arguments)
+        context = browser.new_context(viewport={"width": 1100, "height": 900})
+        context.route(re.compile(r"^(?!file:|data:).*"), lambda route: (refused.append(route.request.url),
+                                                                         route.abort()))
+        page = context.new_page()
+        page.goto(page_path.as_uri(), wait_until="load")
+        page.wait_for_function("window.MathJax && MathJax.startup && MathJax.startup.promise", timeout=30_000)
+        page.evaluate("MathJax.startup.promise")
+        seen = {"maths": page.locator("mjx-container").count(), "injected": page.evaluate("window.injected"),
+                "refused": refused, "raw": page.evaluate("document.body.innerText.includes('\\\\frac')")}
+        if screenshot is not None:
+            screenshot.parent.mkdir(parents=True, exist_ok=True)
+            page.screenshot(path=str(screenshot), full_page=True)
+        browser.close()
+    return seen
+
+
+@pytest.mark.slow
+def test_the_report_typesets_maths_offline_and_runs_nothing_injected(report):
+    seen = open_offline(report / "index.html", SCREENSHOTS / "report.png")
+    assert seen == {"maths": 1, "injected": None, "refused": [], "raw": False}
+
+
+def test_the_bundled_mathjax_is_what_the_copies_come_from(tmp_path):
+    from autograder.grading.mathjax import BUNDLED, SCRIPT, copy_mathjax
+
+    copied = copy_mathjax(tmp_path)
+    assert (copied / SCRIPT).read_bytes() == (BUNDLED / SCRIPT).read_bytes()
+    assert (copied / "config.js").read_text().startswith("window.MathJax")
