@@ -34,9 +34,9 @@ import torch.distributed as dist
 from torch import Tensor, nn
 from torch.nn.parallel import DistributedDataParallel
 
+from tfcourse.settings import DEVICES
+
 Batch = tuple[Tensor, ...]
-# The devices a command accepts by name (``--device``); see :func:`resolve_device`.
-DEVICES = ("cpu", "cuda")
 
 
 @dataclass(frozen=True)

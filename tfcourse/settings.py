@@ -12,6 +12,9 @@ from collections.abc import Sequence
 from dataclasses import field, fields
 from typing import Any
 
+# The devices a command accepts by name (``--device``); see :func:`tfcourse.distributed.resolve_device`.
+DEVICES = ("cpu", "cuda")
+
 
 def setting(default: Any, help: str, choices: Sequence[str] | None = None) -> Any:
     """A dataclass field with ``metadata = {"help": help, "choices": tuple(choices) or None}``.

@@ -8,12 +8,11 @@ hidden test cases in ``hidden_seed.txt``, readable by the instructor only.
 
     tfcourse init COURSE_DIR
     tfcourse release|collect|grade|feedback ASSIGNMENT --course COURSE_DIR
-    tfcourse export --course COURSE_DIR [--format csv] [--output FILE]
+    tfcourse export --course COURSE_DIR [--format csv|canvas|moodle] [--output FILE]
 """
 
 from __future__ import annotations
 
-import csv
 import os
 import secrets
 import shutil
@@ -103,6 +102,19 @@ class Course:
 
     def source_notebook(self, assignment: str, name: str) -> Path:
         return self._path(self.directory.source_directory, ".", assignment) / f"{name}.ipynb"
+
+    def is_released(self, assignment: str) -> bool:
+        """Whether the assignment was generated into the course's release folder (``tfcourse release``)."""
+        return any(self._path(self.directory.release_directory, ".", assignment).glob("*.ipynb"))
+
+    def assignment_points(self, assignment: str) -> float:
+        """The points of the assignment's grade cells, from its source notebooks (0 when it has none)."""
+        import nbformat
+
+        folder = self._path(self.directory.source_directory, ".", assignment)
+        return sum(float(cell.metadata.nbgrader.get("points", 0)) for path in sorted(folder.glob("*.ipynb"))
+                   for cell in nbformat.read(path, as_version=4).cells
+                   if cell.metadata.get("nbgrader", {}).get("grade"))
 
     def release_notebook(self, assignment: str, name: str) -> Path:
         path = self._path(self.directory.release_directory, ".", assignment) / f"{name}.ipynb"
@@ -245,28 +257,3 @@ def run_nbgrader(course: Course, *args: str) -> int:
     command = [sys.executable, "-m", "nbgrader", *args]
     return subprocess.run(command, cwd=course.root, env=environment).returncode
 
-
-def export_csv(course: Course, output: Path) -> int:
-    """One row per student: each assignment's score, the total and the maximum; the number of rows."""
-    from nbgrader.api import Gradebook
-
-    with Gradebook(course.db_url, course.course_id) as gradebook:
-        assignments = sorted(gradebook.assignments, key=lambda a: a.name)
-        maximum = sum(a.max_score for a in assignments)
-        rows = []
-        for student in sorted(gradebook.students, key=lambda s: s.id):
-            scores = {}
-            for assignment in assignments:
-                try:
-                    scores[assignment.name] = gradebook.find_submission(assignment.name, student.id).score
-                except Exception:  # nbgrader's MissingEntry: nothing submitted
-                    scores[assignment.name] = 0.0
-            rows.append([student.id, student.first_name or "", student.last_name or "", student.email or "",
-                         *(f"{scores[a.name]:g}" for a in assignments), f"{sum(scores.values()):g}", f"{maximum:g}"])
-    output.parent.mkdir(parents=True, exist_ok=True)
-    with open(output, "w", newline="") as file:
-        writer = csv.writer(file)
-        writer.writerow(["student_id", "first_name", "last_name", "email", *(a.name for a in assignments),
-                         "total", "max_score"])
-        writer.writerows(rows)
-    return len(rows)

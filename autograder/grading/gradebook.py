@@ -22,9 +22,11 @@ from pathlib import Path
 from typing import Any
 
 from nbgrader.api import Gradebook, MissingEntry
+from nbgrader.plugins import LateSubmissionPlugin
 from nbgrader.utils import parse_utc
 from sqlalchemy.exc import SAWarning
 
+from autograder.grading.deadlines import apply_late_penalties, penalties_agree
 from autograder.scores import CellCheck, NotebookScore
 
 
@@ -113,10 +115,12 @@ class Journal:
 
 
 class GradebookWriter:
-    """Writes a submission's grades into nbgrader's gradebook, as ``nbgrader autograde`` does."""
+    """Writes a submission's grades into nbgrader's gradebook, as ``nbgrader autograde`` does, with the late
+    penalties of ``late_policy`` (:mod:`autograder.grading.deadlines`; default: nbgrader's, none)."""
 
-    def __init__(self, db_url: str, course_id: str):
+    def __init__(self, db_url: str, course_id: str, late_policy: LateSubmissionPlugin | None = None):
         self._gradebook = Gradebook(db_url, course_id)
+        self._late_policy = late_policy or LateSubmissionPlugin()
         self._quiet = warnings.catch_warnings()
 
     def __enter__(self) -> "GradebookWriter":
@@ -137,7 +141,7 @@ class GradebookWriter:
                               "first") from None
 
     def record(self, assignment: str, student: str, timestamp: str | None, notebooks: list[NotebookGrades]) -> None:
-        """Set the submission's automatic grades and comments, in one transaction."""
+        """Set the submission's automatic grades, comments and late penalties, in one transaction."""
         gradebook = self._gradebook
         gradebook.update_or_create_student(student)
         details = {"timestamp": timestamp} if timestamp else {}
@@ -150,6 +154,7 @@ class GradebookWriter:
                     grade.needs_manual_grade = _needs_manual_grade(score, grade)
                 for grade_id, comment in notebook.comments.items():
                     gradebook.find_comment(grade_id, notebook.name, assignment, student).auto_comment = comment
+            apply_late_penalties(gradebook, assignment, student, self._late_policy)
             gradebook.db.commit()
         except BaseException:  # Ctrl-C included: a submission's grades are committed whole or not at all
             gradebook.db.rollback()
@@ -157,7 +162,8 @@ class GradebookWriter:
 
     def agrees(self, assignment: str, student: str, timestamp: str | None, notebooks: list[NotebookGrades]) -> bool:
         """Whether the gradebook holds exactly what :meth:`record` wrote for the submission: its timestamp,
-        and every cell's automatic score, manual-grading flag and automatic comment."""
+        every cell's automatic score, manual-grading flag and automatic comment, and the late penalties the
+        policy gives now."""
         gradebook = self._gradebook
         try:
             submission = gradebook.find_submission(assignment, student)
@@ -171,6 +177,7 @@ class GradebookWriter:
                 for grade_id, comment in notebook.comments.items():
                     if gradebook.find_comment(grade_id, notebook.name, assignment, student).auto_comment != comment:
                         return False
+            return penalties_agree(gradebook, assignment, student, self._late_policy)
         except MissingEntry:
             return False
         return True

@@ -26,6 +26,7 @@ from nbgrader.utils import compute_checksum, determine_grade
 
 from autograder.checker import report
 from autograder.grading.course import Course
+from autograder.grading.deadlines import late_policy
 from autograder.grading.gradebook import GradebookWriter, Journal, JournalEntry, NotebookGrades, file_digests
 from autograder.grading.mistakes import NO_CHECK as NO_CHECK_MISTAKE
 from autograder.grading.mistakes import UNGRADABLE, named_mistake, stage_mistake
@@ -322,7 +323,7 @@ def grade_class(course: Course, assignment: str, workers: int, devices: list[tor
     journal = Journal(course.journal_path(assignment))
     journaled = journal.entries()
     run = ClassRun()
-    with GradebookWriter(course.db_url, course.course_id) as gradebook:
+    with GradebookWriter(course.db_url, course.course_id, late_policy(course.config)) as gradebook:
         gradebook.check_assignment(assignment)
         recorder = _Recorder(grader, gradebook, journal, run, on_graded)
         students = []

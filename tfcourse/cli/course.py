@@ -3,7 +3,9 @@
     tfcourse init COURSE_DIR
     tfcourse exchange COURSE_DIR PATH
     tfcourse release|collect|grade|feedback ASSIGNMENT --course COURSE_DIR
-    tfcourse export --course COURSE_DIR [--format csv] [--output FILE]
+    tfcourse export --course COURSE_DIR [--format csv|canvas|moodle] [--output FILE]
+    tfcourse deadline ASSIGNMENT DUE|none [--student NAME --extension 2d] --course COURSE_DIR
+    tfcourse roster CSV --course COURSE_DIR
 
 The course directory is an ordinary nbgrader course (:mod:`autograder.grading.course`);
 ``release``, ``collect`` and ``feedback`` run nbgrader itself, ``grade`` runs
@@ -23,7 +25,6 @@ from autograder.grading.course import (
     REPOSITORY,
     Course,
     CourseError,
-    export_csv,
     init_course,
     run_nbgrader,
 )
@@ -98,10 +99,12 @@ def _feedback(args: argparse.Namespace) -> int:
 
 
 def _export(args: argparse.Namespace) -> int:
+    from autograder.grading.export import export_grades
+
     course = Course(args.course)
-    output = args.output or course.root / "grades.csv"
-    rows = export_csv(course, output)
-    print(f"wrote {rows} students' grades to {output}")
+    output = args.output or course.root / ("grades.csv" if args.format == "csv" else f"grades-{args.format}.csv")
+    rows = export_grades(course, args.format, output)
+    print(f"wrote {rows} students' grades ({args.format} layout) to {output}")
     return 0
 
 
@@ -229,6 +232,9 @@ def register(commands: argparse._SubParsersAction) -> None:
     command(report, _report, CourseError, LookupError, OSError)
     export = commands.add_parser("export", help="grades for a learning platform, one row per student")
     _add_course_option(export)
-    export.add_argument("--format", choices=["csv"], default="csv")
-    export.add_argument("--output", type=Path, default=None, help="default: COURSE_DIR/grades.csv")
+    export.add_argument("--format", choices=["csv", "canvas", "moodle"], default="csv",
+                        help="csv: every column (statuses, timestamps, lateness, penalties); canvas, moodle: "
+                             "their gradebook imports (see docs/grading.md)")
+    export.add_argument("--output", type=Path, default=None,
+                        help="default: COURSE_DIR/grades.csv (grades-FORMAT.csv for canvas and moodle)")
     command(export, _export, CourseError, OSError)

@@ -19,11 +19,11 @@ def _self_check(args: argparse.Namespace):
 
 
 def _check(args: argparse.Namespace) -> int:
-    from autograder.notebook import format_report
-
     path = Path(args.notebook)
     if not path.is_file():
         raise CommandError(f"there is no notebook at {path}: give the path of your copy of an exercise notebook")
+    from autograder.notebook import format_report
+
     with _self_check(args) as checker:
         score, problems = checker.score(path)
     print(score.to_json() if args.json else format_report(score, problems))

@@ -13,7 +13,7 @@ import typing
 from dataclasses import fields
 from typing import Any
 
-from tfcourse.distributed import DEVICES
+from tfcourse.settings import DEVICES
 
 
 def add_device_option(parser: argparse.ArgumentParser, help_text: str = "default: cuda when available") -> None:

@@ -1,7 +1,8 @@
 """``tfcourse train``, ``generate`` and ``experiment``: training runs, decoding with them, lesson 7's experiments.
 
 Their options are made from the fields of :class:`~tfcourse.runs.RunConfig` and
-:class:`~tfcourse.inference.Decoding` (a field ``batch_size`` becomes ``--batch-size``).
+:class:`~tfcourse.inference.Decoding` (a field ``batch_size`` becomes ``--batch-size``), and
+added only when the command runs (:mod:`tfcourse.cli.lazy`): those modules import torch.
 """
 
 from __future__ import annotations
@@ -12,15 +13,12 @@ from pathlib import Path
 
 from tfcourse.cli.errors import command
 from tfcourse.cli.options import add_device_option, add_field_options, given
-from tfcourse.experiments import RUNNERS
-from tfcourse.inference import Decoding
-from tfcourse.runs import TASKS, RunConfig
 
 RUN_OPTIONS = ("task",)  # RunConfig fields that are not options (the task is an argument)
 
 
 def _train(args: argparse.Namespace) -> int:
-    from tfcourse.runs import run_training
+    from tfcourse.runs import RunConfig, run_training
 
     config = RunConfig.for_task(args.task, **given(args, args.settings))
     summary = run_training(config, progress=not args.quiet)
@@ -40,7 +38,7 @@ def _print_summary(summary: dict) -> None:
 
 
 def _generate(args: argparse.Namespace) -> int:
-    from tfcourse.inference import load_trained
+    from tfcourse.inference import Decoding, load_trained
 
     trained = load_trained(args.checkpoint, args.device)
     for output in trained.complete(args.prompt, Decoding(**given(args, args.settings))):
@@ -64,31 +62,46 @@ def _experiment(args: argparse.Namespace) -> int:
     return 0
 
 
-def register(commands: argparse._SubParsersAction) -> None:
-    """Add ``train``, ``generate`` and ``experiment``."""
+def _train_arguments(train: argparse.ArgumentParser) -> None:
+    from tfcourse.runs import TASKS, RunConfig
+
     tasks = "\n".join(f"  {name:<13} {info.description}; target {info.target}" for name, info in TASKS.items())
-    train = commands.add_parser(
-        "train", help="train a model on a task; writes a checkpoint, summary.json and loss.png",
-        description=f"Tasks:\n{tasks}\n\nUnder torchrun the same command trains data-parallel "
-                    "(gloo on CPU, NCCL on GPU), e.g.\n  torchrun --nproc_per_node 2 -m tfcourse.cli train reverse",
-        formatter_class=argparse.RawDescriptionHelpFormatter)
+    train.description = (f"Tasks:\n{tasks}\n\nUnder torchrun the same command trains data-parallel "
+                         "(gloo on CPU, NCCL on GPU), e.g.\n  torchrun --nproc_per_node 2 -m tfcourse.cli train reverse")
     train.add_argument("task", choices=list(TASKS))
     train.set_defaults(settings=add_field_options(train, RunConfig, skip=RUN_OPTIONS))
     train.add_argument("--quiet", action="store_true", help="no progress bar")
-    command(train, _train, ValueError)
 
-    generate = commands.add_parser("generate", help="decode prompts with a trained checkpoint")
+
+def _generate_arguments(generate: argparse.ArgumentParser) -> None:
+    from tfcourse.inference import Decoding
+
     generate.add_argument("checkpoint", help="a checkpoint.pt, or the output folder of `tfcourse train`")
     generate.add_argument("--prompt", required=True,
                           help="reverse/copy: symbols such as '3 1 4 1 5'; addition: '123+45='; lm: any text")
     add_device_option(generate)
     generate.set_defaults(settings=add_field_options(generate, Decoding))
-    command(generate, _generate, ValueError, FileNotFoundError)
 
-    experiment = commands.add_parser("experiment", help="lesson 7's experiments; writes JSON and a plot")
+
+def _experiment_arguments(experiment: argparse.ArgumentParser) -> None:
+    from tfcourse.experiments import RUNNERS
+
     experiment.add_argument("name", choices=list(RUNNERS))
     experiment.add_argument("--full", action="store_true", help="the full-size settings (for a GPU)")
     add_device_option(experiment)
     experiment.add_argument("--out", default="runs/experiments", help="folder for NAME.json and NAME.png")
     experiment.add_argument("--quiet", action="store_true", help="no progress bars")
+
+
+def register(commands: argparse._SubParsersAction) -> None:
+    """Add ``train``, ``generate`` and ``experiment``, each with its options made when it runs."""
+    train = commands.add_parser(
+        "train", help="train a model on a task; writes a checkpoint, summary.json and loss.png",
+        formatter_class=argparse.RawDescriptionHelpFormatter, arguments=_train_arguments)
+    command(train, _train, ValueError)
+    generate = commands.add_parser("generate", help="decode prompts with a trained checkpoint",
+                                   arguments=_generate_arguments)
+    command(generate, _generate, ValueError, FileNotFoundError)
+    experiment = commands.add_parser("experiment", help="lesson 7's experiments; writes JSON and a plot",
+                                     arguments=_experiment_arguments)
     command(experiment, _experiment, ValueError)
