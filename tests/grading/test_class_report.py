@@ -15,6 +15,7 @@ from autograder.exercises.attention import ATTENTION_SCORES
 from autograder.grading.class_report import ANONYMOUS, anonymised, figure_name
 from autograder.grading.course import Course
 from autograder.grading.gradebook import Journal, NotebookGrades
+from autograder.grading.mathjax import FONTS
 from tests.support.grading_course import (
     LESSON,
     released_course,
@@ -152,7 +153,8 @@ def open_offline(page_path: Path, screenshot: Path | None = None) -> dict:
         page.wait_for_function("window.MathJax && MathJax.startup && MathJax.startup.promise", timeout=30_000)
         page.evaluate("MathJax.startup.promise")
         seen = {"maths": page.locator("mjx-container").count(), "injected": page.evaluate("window.injected"),
-                "refused": refused, "raw": page.evaluate("document.body.innerText.includes('\\\\frac')")}
+                "refused": refused, "raw": page.evaluate("document.body.innerText.includes('\\\\frac')"),
+                "fonts": _font_states(page)}
         if screenshot is not None:
             screenshot.parent.mkdir(parents=True, exist_ok=True)
             page.screenshot(path=str(screenshot), full_page=True)
@@ -160,10 +162,17 @@ def open_offline(page_path: Path, screenshot: Path | None = None) -> dict:
     return seen
 
 
+def _font_states(page) -> set[str]:
+    """The states of MathJax's fonts that the page used (``loaded``, or ``error`` when one was not found)."""
+    states = page.evaluate("async () => { await document.fonts.ready; return [...document.fonts]"
+                           ".filter(f => /MJX/.test(f.family) && f.status !== 'unloaded').map(f => f.status); }")
+    return set(states)
+
+
 @pytest.mark.slow
 def test_the_report_typesets_maths_offline_and_runs_nothing_injected(report):
     seen = open_offline(report / "index.html", SCREENSHOTS / "report.png")
-    assert seen == {"maths": 1, "injected": None, "refused": [], "raw": False}
+    assert seen == {"maths": 1, "injected": None, "refused": [], "raw": False, "fonts": {"loaded"}}
 
 
 def test_the_bundled_mathjax_is_what_the_copies_come_from(tmp_path):
@@ -172,3 +181,24 @@ def test_the_bundled_mathjax_is_what_the_copies_come_from(tmp_path):
     copied = copy_mathjax(tmp_path)
     assert (copied / SCRIPT).read_bytes() == (BUNDLED / SCRIPT).read_bytes()
     assert (copied / "config.js").read_text().startswith("window.MathJax")
+
+
+@pytest.fixture(scope="module")
+def feedback_page(graded_class: Path) -> Path:
+    made = tfcourse("feedback", LESSON, "--course", graded_class)
+    assert made.returncode == 0, made.stderr[-3000:]
+    return graded_class / "feedback" / "bo" / LESSON / f"{LESSON}.html"
+
+
+@pytest.mark.slow
+def test_feedback_pages_carry_mathjax_and_fetch_it_from_nowhere(feedback_page):
+    page = feedback_page.read_text()
+    assert not re.search(r"<script[^>]*\bsrc=\"?(https?:)?//", page, re.IGNORECASE)
+    assert "fontURL: 'mathjax/output/chtml/fonts/woff-v2'" in page
+    assert (feedback_page.parent / "mathjax" / FONTS / "MathJax_Main-Regular.woff").is_file()
+
+
+@pytest.mark.slow
+def test_feedback_maths_typesets_offline(feedback_page):
+    seen = open_offline(feedback_page, SCREENSHOTS / "feedback.png")
+    assert seen["maths"] > 0 and seen["refused"] == [] and seen["fonts"] == {"loaded"}, seen
