@@ -203,7 +203,7 @@ def _page(report: ClassReport, figures: dict[str, str]) -> str:
     sections = "".join(_exercise_section(x, figures.get(x.name)) for x in report.exercises)
     return f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8">
-<meta http-equiv="Content-Security-Policy" content="default-src 'self'; script-src 'self' 'unsafe-inline'; \
+<meta http-equiv="Content-Security-Policy" content="default-src 'self'; script-src 'self'; \
 style-src 'self' 'unsafe-inline'; img-src 'self' data:; font-src 'self' data:">
 <title>{e(report.assignment)}: what to re-teach</title><style>{STYLE}</style>
 {mathjax_tags("mathjax")}</head><body>
