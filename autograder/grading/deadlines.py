@@ -20,12 +20,14 @@ from __future__ import annotations
 
 import math
 import re
+import warnings
 from datetime import datetime, timedelta
 from typing import Any
 
 from nbgrader.api import Gradebook, MissingEntry
 from nbgrader.plugins import LateSubmissionPlugin
 from nbgrader.utils import parse_utc
+from sqlalchemy.exc import SAWarning
 from traitlets import Float
 from traitlets.config import Config
 from traitlets.utils.importstring import import_item
@@ -138,7 +140,8 @@ def set_due_date(db_url: str, course_id: str, assignment: str, due: datetime | N
 def grant_extension(db_url: str, course_id: str, assignment: str, student: str, extension: timedelta) -> bool:
     """Give ``student`` ``extension`` beyond the due date (``timedelta(0)`` removes it), creating the
     student's gradebook entries where there are none; whether the student was new to the gradebook."""
-    with Gradebook(db_url, course_id) as gradebook:
+    with Gradebook(db_url, course_id) as gradebook, warnings.catch_warnings():
+        warnings.simplefilter("ignore", SAWarning)  # nbgrader's own session warnings, as in GradebookWriter
         if not _assignment(gradebook, assignment).notebooks:
             raise DeadlineError(f"{assignment!r} has not been released yet: run `tfcourse release {assignment}` "
                                 "before giving extensions")

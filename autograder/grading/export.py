@@ -27,10 +27,10 @@ In the platform layouts a cell without a score (missing, not graded yet) is left
 from __future__ import annotations
 
 import csv
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Callable
 
 from autograder.grading.course import Course
 

@@ -19,7 +19,13 @@ from autograder.grading.deadlines import (
     parse_due_date,
     parse_extension,
 )
-from tests.support.grading_course import LESSON, released_course, solved, submit, tfcourse
+from tests.support.grading_course import (
+    LESSON,
+    released_course,
+    solved,
+    submit,
+    tfcourse,
+)
 
 DUE = "2030-01-01T12:00"
 

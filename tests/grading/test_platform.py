@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import csv
 import shutil
+import warnings
 from datetime import datetime
 from pathlib import Path
 
 import pytest
 from nbgrader.api import Gradebook
+from sqlalchemy.exc import SAWarning
 
 from autograder.grading.course import Course, run_nbgrader
 from tests.support.grading_course import LESSON, released_course, tfcourse
@@ -38,7 +40,8 @@ def course(tmp_path_factory) -> Path:
     roster.write_text(ROSTER)
     imported = tfcourse("roster", roster, "--course", root)
     assert imported.returncode == 0 and "2 students added" in imported.stdout, imported.stderr
-    with Gradebook(Course(root).db_url) as gradebook:
+    with Gradebook(Course(root).db_url) as gradebook, warnings.catch_warnings():
+        warnings.simplefilter("ignore", SAWarning)  # nbgrader's own, as tfcourse grade silences them
         gradebook.update_or_create_assignment(LATER)
         gradebook.update_or_create_assignment(LESSON, duedate="2030-01-01 12:00:00")
         for student in ("ada", "zed"):

@@ -18,7 +18,12 @@ from tfcourse.cli.errors import CommandError, command
 
 
 def _deadline(args: argparse.Namespace) -> int:
-    from autograder.grading.deadlines import grant_extension, parse_due_date, parse_extension, set_due_date
+    from autograder.grading.deadlines import (
+        grant_extension,
+        parse_due_date,
+        parse_extension,
+        set_due_date,
+    )
 
     course = Course(args.course)
     if (args.student is None) != (args.extension is None):
