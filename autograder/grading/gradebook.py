@@ -42,17 +42,18 @@ class NotebookGrades:
     grades: dict[str, float | None] = field(default_factory=dict)
     comments: dict[str, str | None] = field(default_factory=dict)
     mistakes: dict[str, list[str]] = field(default_factory=dict)
+    losses: dict[str, str] = field(default_factory=dict)  # grade id -> a loss not a wrong answer's (losses.py)
 
     def to_json(self) -> dict[str, Any]:
         return {"name": self.name, "score": asdict(self.score), "grades": self.grades, "comments": self.comments,
-                "mistakes": self.mistakes}
+                "mistakes": self.mistakes, "losses": self.losses}
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> "NotebookGrades":
         score = dict(data["score"])
         checks = [CellCheck(**check) for check in score.pop("checks")]
         return cls(data["name"], NotebookScore(**score, checks=checks), data["grades"], data["comments"],
-                   data.get("mistakes", {}))
+                   data.get("mistakes", {}), data.get("losses", {}))
 
 
 @dataclass
@@ -87,7 +88,8 @@ def file_digests(files: dict[str, bytes | None]) -> dict[str, str]:
 
 
 class Journal:
-    """An append-only file of graded submissions: one JSON line each, the last line per student wins."""
+    """An append-only file of graded submissions: one JSON line each, the last line per student wins; and the
+    start and end of each regrade (:mod:`autograder.grading.regrade`)."""
 
     def __init__(self, path: Path):
         self.path = path
@@ -107,9 +109,44 @@ class Journal:
         return found
 
     def append(self, entry: JournalEntry) -> None:
+        self._write(entry.to_json())
+
+    def regrade_started(self, key: str) -> set[str]:
+        """The students graded since the last regrade ``key`` started, when that regrade (the same command) was
+        stopped before it finished: it resumes, and grades only the others. Otherwise a new regrade starts: its
+        start is recorded and no one counts as done."""
+        started, done = None, set()
+        for data in self._records():
+            if "regrade" in data:
+                started, done = (data["regrade"], set()) if data.get("state") == "started" else (None, set())
+            elif started is not None and isinstance(data.get("student"), str):
+                done.add(data["student"])
+        if started == key:
+            return done
+        self._write(json.dumps({"regrade": key, "state": "started"}))
+        return set()
+
+    def regrade_finished(self, key: str) -> None:
+        """Record that the regrade ``key`` graded everything it chose: running it again starts it afresh."""
+        self._write(json.dumps({"regrade": key, "state": "finished"}))
+
+    def _records(self) -> list[dict[str, Any]]:
+        """Every complete line of the journal as a JSON object."""
+        records = []
+        lines = self.path.read_text(errors="replace").splitlines() if self.path.exists() else []
+        for line in lines:
+            try:
+                data = json.loads(line)
+            except ValueError:
+                continue
+            if isinstance(data, dict):
+                records.append(data)
+        return records
+
+    def _write(self, line: str) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         with open(self.path, "a") as journal:
-            journal.write(entry.to_json() + "\n")
+            journal.write(line + "\n")
             journal.flush()
             os.fsync(journal.fileno())
 
@@ -184,6 +221,10 @@ class GradebookWriter:
 
 
 def _needs_manual_grade(score: float | None, grade: Any) -> bool:
-    """What :meth:`GradebookWriter.record` sets: a cell without an automatic score, or one the
-    instructor has graded by hand, is left to (or stays with) manual grading."""
-    return score is None or grade.manual_score is not None
+    """What :meth:`GradebookWriter.record` sets, given the cell's new automatic ``score`` and its ``grade`` as the
+    gradebook holds it: a cell without an automatic score is left to manual grading until the instructor grades
+    it by hand; a cell graded by hand keeps its flag (a regrade does not ask for it again, and never touches
+    ``manual_score`` or ``manual_comment``), unless the regrade changed the automatic score it was graded over."""
+    if grade.manual_score is None:
+        return score is None
+    return bool(grade.needs_manual_grade) or grade.auto_score != score

@@ -18,7 +18,7 @@ import sys
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
 import nbformat
 import torch
@@ -28,9 +28,13 @@ from autograder.checker import report
 from autograder.grading.course import Course
 from autograder.grading.deadlines import late_policy
 from autograder.grading.gradebook import GradebookWriter, Journal, JournalEntry, NotebookGrades, file_digests
+from autograder.grading.lessons import graded_ids, other_lesson, wrong_lesson_reason
+from autograder.grading.losses import CORRUPT, NOT_READ, UNGRADABLE as UNGRADABLE_LOSS, WRONG_LESSON, on_every_cell
+from autograder.grading.losses import run_losses
 from autograder.grading.mistakes import NO_CHECK as NO_CHECK_MISTAKE
 from autograder.grading.mistakes import UNGRADABLE, named_mistake, stage_mistake
 from autograder.grading.plan import MANUAL, SOLUTION, Check, GradedCell, NotebookPlan, PlanError
+from autograder.grading.regrade import Regrade, exercise_cells, keep_others
 from autograder.grading.sandbox import Sandbox, SandboxError, SandboxRun, pickle_job
 from autograder.grading.submission import UnreadableNotebook, autograded_notebook, build_program, read_submission
 from autograder.grading.submitted import (
@@ -90,15 +94,29 @@ def grade_submitted(sandbox: Sandbox, plan: NotebookPlan, submission: Submission
     try:
         notebook = _submitted_notebook(submission, filename)
     except UnreadableNotebook as error:
-        return _verdict_on_all(plan, submission.student, assignment, str(error))
+        kind = NOT_READ if submission.file(filename) is None else CORRUPT
+        return _lost_all(plan, submission.student, assignment, str(error), kind)
     try:
+        lesson = other_lesson(graded_ids(plan.release.cells), plan.name, notebook)
+        if lesson is not None:
+            return _lost_all(plan, submission.student, assignment, wrong_lesson_reason(lesson, plan.name),
+                             WRONG_LESSON)
         return _grade(sandbox, plan, notebook, submission, assignment, limits)
     except SandboxError:
         raise
     except Exception as error:  # whatever this notebook provokes on this side is its verdict, not the class's end
-        return _verdict_on_all(plan, submission.student, assignment,
-                               _reason("this notebook could not be graded", error)
-                               + ". Restore it from the released assignment and copy your solutions back in.")
+        return _lost_all(plan, submission.student, assignment,
+                         _reason("this notebook could not be graded", error)
+                         + ". Restore it from the released assignment and copy your solutions back in.",
+                         UNGRADABLE_LOSS)
+
+
+def _lost_all(plan: NotebookPlan, student: str, assignment: str, reason: str,
+              kind: str) -> tuple[NotebookGrades, nbformat.NotebookNode]:
+    """Every graded cell fails with ``reason``, recorded as a loss of ``kind`` (:mod:`autograder.grading.losses`)."""
+    grades, autograded = _verdict_on_all(plan, student, assignment, reason)
+    grades.losses = on_every_cell(plan, kind, reason)
+    return grades, autograded
 
 
 def _submitted_notebook(submission: Submission, filename: str) -> nbformat.NotebookNode:
@@ -132,7 +150,9 @@ def _grade(sandbox: Sandbox, plan: NotebookPlan, notebook: nbformat.NotebookNode
     verdicts = {grade_id: (passed, message) for grade_id, (passed, message, _) in cells.items()}
     mistakes = {grade_id: names for grade_id, (_, _, names) in cells.items() if names}
     autograded = autograded_notebook(plan, notebook, verdicts)
-    return _grades(plan, submission.student, assignment, verdicts, autograded, mistakes), autograded
+    grades = _grades(plan, submission.student, assignment, verdicts, autograded, mistakes)
+    grades.losses = run_losses(plan, results, ending, run.timed_out)
+    return grades, autograded
 
 
 def _cell_verdict(plan: NotebookPlan, cell: GradedCell, rejected: dict[int, Mismatch],
@@ -221,8 +241,8 @@ class AssignmentGrader:
         could not be recorded), on the released notebooks."""
         failed = SubmissionGrades(grades.student, grades.digest, None, [], problems=[*grades.problems, reason])
         for plan in self.plans:
-            notebook_grades, failed.autograded[plan.name] = _verdict_on_all(plan, grades.student, self.assignment,
-                                                                            reason)
+            notebook_grades, failed.autograded[plan.name] = _lost_all(plan, grades.student, self.assignment, reason,
+                                                                      UNGRADABLE_LOSS)
             failed.notebooks.append(notebook_grades)
         return failed
 
@@ -311,34 +331,45 @@ class ClassRun:
 
 def grade_class(course: Course, assignment: str, workers: int, devices: list[torch.device], limits: Limits,
                 force: bool = False, on_graded: Callable[[SubmissionGrades], None] = lambda grades: None,
-                progress: Callable[[int, int], Any] | None = None) -> ClassRun:
-    """Grade every submission of ``assignment`` with ``workers`` sandboxes at once.
+                progress: Callable[[int, int], Any] | None = None, students: Sequence[str] = (),
+                exercise: str | None = None) -> ClassRun:
+    """Grade every submission of ``assignment`` (or the ``students``') with ``workers`` sandboxes at once.
 
-    Submissions already graded with the same digest are taken from the journal (use
-    ``force`` to grade them again). ``on_graded`` is called once per submission, in the
+    Submissions already graded with the same digest are taken from the journal, unless the run
+    is a regrade (:mod:`autograder.grading.regrade`): ``force``, ``students`` or ``exercise`` (only
+    the cells that check it are graded again) grade them again, except those that an interrupted
+    run of the same regrade already graded. ``on_graded`` is called once per submission, in the
     calling thread, after its grades are committed. ``progress(done, total)`` returns a
     progress bar-like object with ``update()`` and ``close()``.
     """
     grader = AssignmentGrader(course, assignment, devices, limits)
+    regrade = Regrade(force, tuple(students), exercise)
+    only = exercise_cells(grader.plans, exercise) if exercise is not None else None
     journal = Journal(course.journal_path(assignment))
     journaled = journal.entries()
     run = ClassRun()
     with GradebookWriter(course.db_url, course.course_id, late_policy(course.config)) as gradebook:
         gradebook.check_assignment(assignment)
-        recorder = _Recorder(grader, gradebook, journal, run, on_graded)
-        students = []
+        recorder = _Recorder(grader, gradebook, journal, run, on_graded, journaled, only)
+        submitted = []
         for student, _ in course.submissions(assignment):
             try:
-                students.append(check_student_id(student))
+                submitted.append(check_student_id(student))
             except InvalidField as error:
                 run.failed[student] = str(error)
-        pending = [student for student in students if force or not recorder.restore(journaled.get(student), student)]
-        bar = progress(len(students) - len(pending), len(students)) if progress else None
+        chosen, unknown = regrade.chosen(submitted, assignment)
+        run.failed.update(unknown)
+        done = journal.regrade_started(regrade.key()) if regrade.active else set()
+        pending = [student for student in chosen if (regrade.active and student not in done)
+                   or not recorder.restore(journaled.get(student), student)]
+        bar = progress(len(chosen) - len(pending), len(chosen)) if progress else None
         try:
             _grade_pending(grader, recorder, pending, workers, bar)
         finally:
             if bar is not None:
                 bar.close()
+        if regrade.active and not run.interrupted and not run.failed:
+            journal.regrade_finished(regrade.key())
     return run
 
 
@@ -369,14 +400,16 @@ class _Recorder:
     """Commits graded submissions one at a time: the autograded folder, the gradebook, the journal."""
 
     def __init__(self, grader: AssignmentGrader, gradebook: GradebookWriter, journal: Journal, run: ClassRun,
-                 on_graded: Callable[[SubmissionGrades], None]):
+                 on_graded: Callable[[SubmissionGrades], None], journaled: dict[str, JournalEntry] | None = None,
+                 only: dict[str, set[str]] | None = None):
         self.grader, self.gradebook, self.journal, self.run, self.on_graded = grader, gradebook, journal, run, on_graded
+        self.journaled, self.only = journaled or {}, only
 
     def settle(self, student: str, future: Future) -> None:
         """Record a finished grading: its grades; a failure on this side as the submission's verdict; a
         failure of the sandbox as the submission left ungraded."""
         try:
-            grades = future.result()
+            grades = self._only_regraded(future.result())
         except SandboxError as error:
             self.run.failed[student] = f"{error} (run the command again to grade it)"
             return
@@ -433,6 +466,20 @@ class _Recorder:
         self.run.graded.append(grades)
         self.on_graded(grades)
         return True
+
+    def _only_regraded(self, grades: SubmissionGrades) -> SubmissionGrades:
+        """``grades`` where only some cells are regraded (``--exercise``): the other cells keep what the journal
+        holds for the same submission (a submission graded for the first time, or changed since, is graded
+        whole), and the autograded notebooks are rebuilt from the merged verdicts."""
+        previous = self.journaled.get(grades.student)
+        if self.only is None or previous is None or previous.digest != grades.digest:
+            return grades
+        notebooks = [keep_others(plan, new, old, self.only[plan.name])
+                     for plan, new, old in zip(self.grader.plans, grades.notebooks, previous.notebooks)]
+        merged = self._regraded(JournalEntry(grades.student, grades.digest, grades.timestamp, notebooks, {}),
+                                self.grader.read(grades.student))
+        merged.problems = grades.problems
+        return merged
 
     def _regraded(self, entry: JournalEntry, submission: Submission) -> SubmissionGrades:
         """The autograded notebooks of a journaled submission, rebuilt from its verdicts."""

@@ -15,7 +15,8 @@ from pathlib import Path
 
 import torch
 
-from autograder.grading.course import REPOSITORY, hidden_paths
+from autograder.grading.course import hidden_paths
+from autograder.grading.lessons import graded_ids, released_notebook
 from autograder.grading.pipeline import grade_submitted
 from autograder.grading.plan import NotebookPlan, PlanError
 from autograder.grading.sandbox import Sandbox
@@ -25,14 +26,6 @@ from autograder.harness.confine import Limits
 from autograder.registry import LESSONS
 from autograder.scores import NotebookScore
 from autograder.seeds import VISIBLE_SEED
-
-RELEASED = REPOSITORY / "exercises"  # the learners' notebooks as released, one folder per lesson
-
-
-def released_notebook(lesson: str) -> Path:
-    """The notebook of ``lesson`` as learners receive it."""
-    return RELEASED / lesson / f"{lesson}.ipynb"
-
 
 def lesson_of(path: Path, submission: Submission) -> str:
     """The lesson the notebook at ``path`` belongs to: its file name, else the graded cells it shares with
@@ -50,12 +43,9 @@ def lesson_of(path: Path, submission: Submission) -> str:
 def _grade_ids(data: bytes, name: str) -> set[str]:
     """The nbgrader ids of the graded cells of a notebook's bytes (none when it cannot be read)."""
     try:
-        cells = read_submission(data, name).cells
+        return graded_ids(read_submission(data, name).cells)
     except ValueError:
         return set()
-    info = [cell.get("metadata", {}).get("nbgrader", {}) for cell in cells if isinstance(cell, dict)]
-    return {entry["grade_id"] for entry in info if isinstance(entry, dict) and entry.get("grade") and
-            isinstance(entry.get("grade_id"), str)}
 
 
 def _check_readable(submission: Submission, path: Path, lesson: str) -> None:

@@ -125,6 +125,7 @@ def _grade(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
     from autograder.grading.pipeline import grade_class
+    from autograder.grading.summary import summarise, table, to_json
     from autograder.harness.confine import Limits
 
     if args.workers < 1:
@@ -136,19 +137,25 @@ def _grade(args: argparse.Namespace) -> int:
     torch.set_num_threads(1)  # the sandboxes need the cores
 
     def show(grades: SubmissionGrades) -> None:
-        lines = [n.score.to_json() for n in grades.notebooks] if args.json else [_summary_line(grades)]
-        tqdm.write("\n".join(lines), file=sys.stdout)
-        sys.stdout.flush()
+        if args.json:
+            tqdm.write("\n".join(n.score.to_json() for n in grades.notebooks), file=sys.stdout)
+            sys.stdout.flush()
 
     def bar(done: int, total: int) -> tqdm:
         return tqdm(total=total, initial=done, unit="submission", desc=args.assignment, file=sys.stderr)
 
     try:
-        run = grade_class(course, args.assignment, args.workers, devices, limits, args.force, show, bar)
+        run = grade_class(course, args.assignment, args.workers, devices, limits, args.force, show, bar,
+                          students=args.student, exercise=args.exercise)
     except KeyboardInterrupt:
         print("interrupted before grading started: nothing was changed", file=sys.stderr)
         return INTERRUPTED
     _print_problems(run)
+    rows = summarise(course, args.assignment, run)
+    if not args.json:
+        print(table(rows))
+    if args.summary_json is not None:
+        args.summary_json.write_text(to_json(args.assignment, rows) + "\n")
     if run.interrupted:
         print(f"interrupted: {len(run.graded)} submissions are graded and saved; run the same command again to "
               "grade the rest", file=sys.stderr)
@@ -182,14 +189,6 @@ def grading_devices(choice: str | None) -> list[torch.device]:
     return available_devices()
 
 
-def _summary_line(grades: SubmissionGrades) -> str:
-    """One line per submission for the instructor's terminal."""
-    score = sum(n.score.score for n in grades.notebooks)
-    maximum = sum(n.score.max_score for n in grades.notebooks)
-    note = "  (unchanged, from the last run)" if grades.reused else ""
-    return f"{grades.student:<24} {score:>6g} / {maximum:<6g}{note}"
-
-
 def _add_course_option(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--course", type=Path, default=Path("."), help="the course directory (default: here)")
 
@@ -221,7 +220,14 @@ def register(commands: argparse._SubParsersAction) -> None:
     grade.add_argument("--workers", type=int, default=os.cpu_count() or 1, help="submissions graded at once")
     add_device_option(grade, "cpu: CPU cases only; cuda: CPU and CUDA cases (default: as check() does here)")
     grade.add_argument("--json", action="store_true", help="one JSON object per notebook instead of a table")
-    grade.add_argument("--force", action="store_true", help="grade again submissions graded by an earlier run")
+    grade.add_argument("--force", action="store_true", help="grade again submissions graded by an earlier run "
+                       "(grades and comments given by hand are kept)")
+    grade.add_argument("--student", action="append", default=[], metavar="NAME",
+                       help="grade (again) only this student's submission; repeatable")
+    grade.add_argument("--exercise", default=None, metavar="NAME",
+                       help="grade again only the graded cells that check this exercise, keeping the others' grades")
+    grade.add_argument("--summary-json", type=Path, default=None, metavar="PATH",
+                       help="also write the summary table (scores, late penalties, reasons) as JSON to PATH")
     grade.add_argument("--timeout", type=float, default=None, help="wall-clock seconds per submission")
     command(grade, _grade, CourseError, ValueError, LookupError)
     report = commands.add_parser("report", help="what to re-teach: pass rates, scores and the mistakes most "
