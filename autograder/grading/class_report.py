@@ -116,14 +116,16 @@ def _exercises(entries: dict[str, JournalEntry]) -> list[ExerciseSummary]:
 
 
 def anonymised(message: str, student: str) -> str:
-    """The explaining part of a learner's report (up to its case table), with the student's id replaced."""
+    """The explaining part of a learner's report (up to its case table), with the student's id replaced
+    wherever it stands as a word of its own."""
     lines = []
     for line in message.splitlines():
         if line.strip().startswith(EXAMPLE_END):
             break
         lines.append(line)
     text = "\n".join(lines).strip()
-    return re.sub(re.escape(student), ANONYMOUS, text, flags=re.IGNORECASE) if student else text
+    whole_word = rf"(?<![A-Za-z0-9]){re.escape(student)}(?![A-Za-z0-9])"
+    return re.sub(whole_word, ANONYMOUS, text, flags=re.IGNORECASE) if student else text
 
 
 # --- the page and its figures ------------------------------------------------------------------
