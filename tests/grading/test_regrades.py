@@ -15,6 +15,7 @@ import pytest
 from nbgrader.api import Gradebook
 
 from autograder.grading.course import Course
+from autograder.grading.deadlines import parse_due_date, set_due_date
 from autograder.grading.gradebook import Journal
 from autograder.grading.lessons import released_notebook
 from autograder.grading.regrade import Regrade
@@ -180,6 +181,9 @@ def test_the_summary_names_every_loss_that_is_not_a_wrong_answer(tmp_path_factor
     next(c for c in raising.cells if c.metadata.get("nbgrader", {}).get("grade_id") == "softmax").source = \
         "def softmax(x, dim=-1):\n    return undefined_name"
     submit(course, "raising", raising)
+    with open(course / "nbgrader_config.py", "a") as config:  # a point off per started hour late
+        config.write('\nc.AssignLatePenalties.plugin_class = "autograder.grading.deadlines.PerHourPenalty"\n')
+    set_due_date(Course(course).db_url, Course(course).course_id, LESSON, parse_due_date("2030-01-01T11:00"))
     result, rows = grade(course, "--timeout", "12", "--json")
     assert result.returncode == 0, result.stderr
     assert list(rows) == sorted(rows)
@@ -191,6 +195,7 @@ def test_the_summary_names_every_loss_that_is_not_a_wrong_answer(tmp_path_factor
     assert reasons["looping"].startswith("timeout: `attention_scores`: your code ran longer than 6 s")
     assert rows["looping"]["score"] < 9.0
     assert reasons["raising"] == "" and rows["raising"]["score"] < 9.0  # an error is a wrong answer
+    assert {s: r["late_penalty"] for s, r in rows.items()} == {s: min(r["score"], 1.0) for s, r in rows.items()}
     report = next(json.loads(line) for line in result.stdout.splitlines() if '"raising"' in line)
     softmax = next(check for check in report["checks"] if check["name"] == "softmax")
     assert f"cell {cell_of(raising, 'softmax')} " in softmax["message"], softmax["message"]
