@@ -27,6 +27,7 @@ from nbgrader.utils import compute_checksum, determine_grade
 from autograder.checker import report
 from autograder.grading.course import Course
 from autograder.grading.deadlines import late_policy
+from autograder.grading.early_sandbox import SandboxStart
 from autograder.grading.gradebook import GradebookWriter, Journal, JournalEntry, NotebookGrades, file_digests
 from autograder.grading.lessons import graded_ids, other_lesson, wrong_lesson_reason
 from autograder.grading.losses import CORRUPT, NOT_READ, UNGRADABLE as UNGRADABLE_LOSS, WRONG_LESSON, on_every_cell
@@ -332,7 +333,7 @@ class ClassRun:
 def grade_class(course: Course, assignment: str, workers: int, devices: list[torch.device], limits: Limits,
                 force: bool = False, on_graded: Callable[[SubmissionGrades], None] = lambda grades: None,
                 progress: Callable[[int, int], Any] | None = None, students: Sequence[str] = (),
-                exercise: str | None = None) -> ClassRun:
+                exercise: str | None = None, started: SandboxStart | None = None) -> ClassRun:
     """Grade every submission of ``assignment`` (or the ``students``') with ``workers`` sandboxes at once.
 
     Submissions already graded with the same digest are taken from the journal, unless the run
@@ -340,7 +341,8 @@ def grade_class(course: Course, assignment: str, workers: int, devices: list[tor
     the cells that check it are graded again) grade them again, except those that an interrupted
     run of the same regrade already graded. ``on_graded`` is called once per submission, in the
     calling thread, after its grades are committed. ``progress(done, total)`` returns a
-    progress bar-like object with ``update()`` and ``close()``.
+    progress bar-like object with ``update()`` and ``close()``. ``started``: the sandbox, started while the
+    command got ready (:mod:`autograder.grading.early_sandbox`); the caller closes it.
     """
     grader = AssignmentGrader(course, assignment, devices, limits)
     regrade = Regrade(force, tuple(students), exercise)
@@ -364,7 +366,7 @@ def grade_class(course: Course, assignment: str, workers: int, devices: list[tor
                    or not recorder.restore(journaled.get(student), student)]
         bar = progress(len(chosen) - len(pending), len(chosen)) if progress else None
         try:
-            _grade_pending(grader, recorder, pending, workers, bar)
+            _grade_pending(grader, recorder, pending, workers, bar, started)
         finally:
             if bar is not None:
                 bar.close()
@@ -374,11 +376,14 @@ def grade_class(course: Course, assignment: str, workers: int, devices: list[tor
 
 
 def _grade_pending(grader: AssignmentGrader, recorder: "_Recorder", pending: list[str], workers: int,
-                   bar: Any) -> None:
+                   bar: Any, started: SandboxStart | None = None) -> None:
     if not pending:
         return
-    preload = tuple(sorted({name for plan in grader.plans for name in plan.imports}))
-    sandbox = Sandbox(grader.limits, grader.course.hidden_paths(), preload)
+    if started is not None and started.limits == grader.limits:
+        sandbox = started.sandbox()
+    else:
+        preload = tuple(sorted({name for plan in grader.plans for name in plan.imports}))
+        sandbox = Sandbox(grader.limits, grader.course.hidden_paths(), preload)
     print(sandbox.isolation.describe(), file=sys.stderr)
     executor = ThreadPoolExecutor(max_workers=workers)
     futures: dict[Future, str] = {executor.submit(grader.grade, sandbox, student): student for student in pending}

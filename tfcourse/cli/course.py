@@ -35,7 +35,9 @@ from tfcourse.cli.options import add_device_option
 if TYPE_CHECKING:
     import torch
 
+    from autograder.grading.early_sandbox import SandboxStart
     from autograder.grading.pipeline import ClassRun, SubmissionGrades
+    from autograder.harness.confine import Limits
 
 INTERRUPTED = 130  # the shell's status for a command stopped by Ctrl-C
 
@@ -121,18 +123,28 @@ def _report(args: argparse.Namespace) -> int:
 def _grade(args: argparse.Namespace) -> int:
     """Exit status 0 when every submission was graded, 1 when some could not be (each is named with
     the reason), 2 for a problem with the course, 130 when interrupted."""
+    if args.workers < 1:
+        raise CommandError("--workers must be at least 1")
+    course = Course(args.course)  # a wrong course is told before torch and the pipeline are imported
+    from autograder.grading.early_sandbox import SandboxStart
+    from autograder.harness.confine import Limits
+
+    limits = Limits() if args.timeout is None else Limits(
+        wall_seconds=args.timeout, seconds_per_call=min(Limits.seconds_per_call, args.timeout / 2))
+    started = SandboxStart(limits, course.hidden_paths())  # starts while the pipeline is imported and prepared
+    try:
+        return _grade_class(args, course, limits, started)
+    finally:
+        started.close()
+
+
+def _grade_class(args: argparse.Namespace, course: Course, limits: Limits, started: SandboxStart) -> int:
     import torch
     from tqdm import tqdm
 
     from autograder.grading.pipeline import grade_class
     from autograder.grading.summary import summarise, table, to_json
-    from autograder.harness.confine import Limits
 
-    if args.workers < 1:
-        raise CommandError("--workers must be at least 1")
-    course = Course(args.course)
-    limits = Limits() if args.timeout is None else Limits(
-        wall_seconds=args.timeout, seconds_per_call=min(Limits.seconds_per_call, args.timeout / 2))
     devices = grading_devices(args.device)
     torch.set_num_threads(1)  # the sandboxes need the cores
 
@@ -146,7 +158,7 @@ def _grade(args: argparse.Namespace) -> int:
 
     try:
         run = grade_class(course, args.assignment, args.workers, devices, limits, args.force, show, bar,
-                          students=args.student, exercise=args.exercise)
+                          students=args.student, exercise=args.exercise, started=started)
     except KeyboardInterrupt:
         print("interrupted before grading started: nothing was changed", file=sys.stderr)
         return INTERRUPTED
