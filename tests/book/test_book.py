@@ -17,9 +17,7 @@ from __future__ import annotations
 import functools
 import http.server
 import importlib.util
-import os
 import re
-import shutil
 import subprocess
 import threading
 from collections.abc import Iterator
@@ -28,12 +26,13 @@ from urllib.parse import unquote, urlsplit
 
 import pytest
 
+from tests.support.browser import CHROMIUM_ARGS, chromium_path
+
 ROOT = Path(__file__).resolve().parents[2]
 SITE = ROOT / "_build" / "html"
 STAMP = ROOT / "_build" / "book.stamp"
 SCREENSHOTS = ROOT / "_build" / "screenshots"
 SOURCES = ["book", "_config.yml", "_toc.yml", "tfcourse", "exercises", "scripts/build_book.sh"]
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
 BUILD_TIMEOUT_S = 1800
 
 pytestmark = pytest.mark.book
@@ -47,14 +46,6 @@ def toc_pages() -> list[str]:
 
 PAGES = ["index.html", *(f"{page}.html" for page in toc_pages()), "genindex.html", "search.html"]
 LESSONS = [page for page in PAGES if re.match(r"book/\d\d-", page)]
-
-
-def chromium_path() -> str | None:
-    """The Chromium to drive: ``TFCOURSE_CHROMIUM``, else the first one on the PATH."""
-    chosen = os.environ.get("TFCOURSE_CHROMIUM")
-    if chosen:
-        return chosen if Path(chosen).exists() else None
-    return next(filter(None, map(shutil.which, ["chromium", "chromium-browser"])), None)
 
 
 def newest_source_mtime() -> float:

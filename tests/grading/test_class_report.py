@@ -4,7 +4,6 @@ submissions, with maths that typesets offline; and feedback pages that load no M
 from __future__ import annotations
 
 import html
-import importlib.util
 import re
 from pathlib import Path
 
@@ -17,6 +16,7 @@ from autograder.grading.class_report import ANONYMOUS, anonymised, figure_name
 from autograder.grading.course import Course
 from autograder.grading.gradebook import Journal, NotebookGrades
 from autograder.grading.mathjax import FONTS
+from tests.support.browser import OfflineView, open_offline
 from tests.support.grading_course import (
     LESSON,
     released_course,
@@ -130,53 +130,10 @@ def test_anonymised_keeps_the_explaining_lines_and_drops_the_id_and_the_table():
     assert anonymised(message, "bo") == f"f: 0 of 2 cases pass.\nFirst failure:\n  {ANONYMOUS}'s bond failed"
 
 
-def _browser_or_skip():
-    if importlib.util.find_spec("playwright") is None:
-        pytest.skip("playwright is not installed: bash scripts/setup.sh dev")
-    from tests.book.test_book import CHROMIUM_ARGS, chromium_path
-
-    executable = chromium_path()
-    if executable is None:
-        pytest.skip("no Chromium found: apt-get install chromium (or set TFCOURSE_CHROMIUM to its path)")
-    return executable, CHROMIUM_ARGS
-
-
-def open_offline(page_path: Path, screenshot: Path | None = None) -> dict:
-    """Open a page from disk in Chromium with every network request refused; what it shows."""
-    executable, arguments = _browser_or_skip()
-    from playwright.sync_api import sync_playwright
-
-    refused: list[str] = []
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=executable, args=arguments)
-        context = browser.new_context(viewport={"width": 1100, "height": 900})
-        context.route(re.compile(r"^(?!file:|data:).*"), lambda route: (refused.append(route.request.url),
-                                                                         route.abort()))
-        page = context.new_page()
-        page.goto(page_path.as_uri(), wait_until="load")
-        page.wait_for_function("window.MathJax && MathJax.startup && MathJax.startup.promise", timeout=30_000)
-        page.evaluate("MathJax.startup.promise")
-        seen = {"maths": page.locator("mjx-container").count(), "injected": page.evaluate("window.injected"),
-                "refused": refused, "raw": page.evaluate("document.body.innerText.includes('\\\\frac')"),
-                "fonts": _font_states(page)}
-        if screenshot is not None:
-            screenshot.parent.mkdir(parents=True, exist_ok=True)
-            page.screenshot(path=str(screenshot), full_page=True)
-        browser.close()
-    return seen
-
-
-def _font_states(page) -> set[str]:
-    """The states of MathJax's fonts that the page used (``loaded``, or ``error`` when one was not found)."""
-    states = page.evaluate("async () => { await document.fonts.ready; return [...document.fonts]"
-                           ".filter(f => /MJX/.test(f.family) && f.status !== 'unloaded').map(f => f.status); }")
-    return set(states)
-
-
 @pytest.mark.slow
 def test_the_report_typesets_maths_offline_and_runs_nothing_injected(report):
     seen = open_offline(report / "index.html", SCREENSHOTS / "report.png")
-    assert seen == {"maths": 1, "injected": None, "refused": [], "raw": False, "fonts": {"loaded"}}
+    assert seen == OfflineView(maths=1, injected=None, raw=False, refused=[], fonts={"loaded"})
 
 
 def test_the_bundled_mathjax_is_what_the_copies_come_from(tmp_path):
@@ -205,4 +162,4 @@ def test_feedback_pages_carry_mathjax_and_fetch_it_from_nowhere(feedback_page):
 @pytest.mark.slow
 def test_feedback_maths_typesets_offline(feedback_page):
     seen = open_offline(feedback_page, SCREENSHOTS / "feedback.png")
-    assert seen["maths"] > 0 and seen["refused"] == [] and seen["fonts"] == {"loaded"}, seen
+    assert seen.maths > 0 and not seen.raw and seen.refused == [] and seen.fonts == {"loaded"}, seen
