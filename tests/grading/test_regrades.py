@@ -22,7 +22,6 @@ from autograder.grading.regrade import Regrade
 from tests.support.grading_course import (
     LESSON,
     gradebook_scores,
-    released,
     released_course,
     solution_ids,
     solved,
@@ -137,16 +136,16 @@ def test_an_interrupted_force_run_resumes_where_it_stopped(tmp_path_factory):
         submit(course, student, notebook)
     assert grade(course)[0].returncode == 0
     first = gradebook_scores(course)
-    log = open(course.parent / "force.log", "w")
-    forced = subprocess.Popen([sys.executable, "-m", "tfcourse.cli", "grade", LESSON, "--course", course,
-                               "--workers", "1", "--force"], stdout=log, stderr=log, start_new_session=True,
-                              preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
-    deadline = time.monotonic() + 600
-    while sum(map(entries_of, [course] * 4, students)) < 5:  # the first regraded submission is committed
-        assert forced.poll() is None and time.monotonic() < deadline, (course.parent / "force.log").read_text()
-        time.sleep(0.2)
-    forced.send_signal(signal.SIGINT)
-    assert forced.wait(timeout=120) == 130, (course.parent / "force.log").read_text()
+    with open(course.parent / "force.log", "w") as log:
+        forced = subprocess.Popen([sys.executable, "-m", "tfcourse.cli", "grade", LESSON, "--course", course,
+                                   "--workers", "1", "--force"], stdout=log, stderr=log, start_new_session=True,
+                                  preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+        deadline = time.monotonic() + 600
+        while sum(map(entries_of, [course] * 4, students)) < 5:  # the first regraded submission is committed
+            assert forced.poll() is None and time.monotonic() < deadline, (course.parent / "force.log").read_text()
+            time.sleep(0.2)
+        forced.send_signal(signal.SIGINT)
+        assert forced.wait(timeout=120) == 130, (course.parent / "force.log").read_text()
     done = {student for student in students if entries_of(course, student) == 2}
     assert 1 <= len(done) < len(students)
     again, rows = grade(course, "--force")
