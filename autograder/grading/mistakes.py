@@ -27,6 +27,7 @@ STAGE_MISTAKES = {
     "gradients": "wrong gradients",
 }
 NO_CHECK = "the graded cell calls no check()"
+NOT_DEFINED = "not defined when its check runs"
 UNGRADABLE = "the notebook could not be graded"
 
 

@@ -33,7 +33,7 @@ from autograder.grading.lessons import graded_ids, other_lesson, wrong_lesson_re
 from autograder.grading.losses import CORRUPT, NOT_READ, UNGRADABLE as UNGRADABLE_LOSS, WRONG_LESSON, on_every_cell
 from autograder.grading.losses import run_losses
 from autograder.grading.mistakes import NO_CHECK as NO_CHECK_MISTAKE
-from autograder.grading.mistakes import UNGRADABLE, named_mistake, stage_mistake
+from autograder.grading.mistakes import NOT_DEFINED, UNGRADABLE, named_mistake, stage_mistake
 from autograder.grading.plan import MANUAL, SOLUTION, Check, GradedCell, NotebookPlan, PlanError
 from autograder.grading.regrade import Regrade, exercise_cells, keep_others
 from autograder.grading.sandbox import Sandbox, SandboxError, SandboxRun, pickle_job
@@ -174,7 +174,7 @@ def _check_verdict(plan: NotebookPlan, check: Check, task: int, rejected: dict[i
         return False, f"{name}: {rejected[task].message}", stage_mistake(rejected[task])
     result = results.get(task, _TaskResults())
     if result.missing:
-        return False, f"{name}: {result.missing.message}", stage_mistake(result.missing)
+        return False, f"{name}: {result.missing.message}", NOT_DEFINED
     outcomes = _outcomes(check, plan.prepared[task], result, ending)
     return all(o.passed for o in outcomes), report(check.exercise, outcomes), named_mistake(check.exercise, outcomes)
 

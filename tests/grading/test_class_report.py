@@ -16,6 +16,7 @@ from autograder.grading.class_report import ANONYMOUS, anonymised, figure_name
 from autograder.grading.course import Course
 from autograder.grading.gradebook import Journal, NotebookGrades
 from autograder.grading.mathjax import FONTS
+from autograder.grading.mistakes import NOT_DEFINED
 from tests.support.browser import OfflineView, open_offline
 from tests.support.grading_course import (
     LESSON,
@@ -35,10 +36,11 @@ WRONG = {
     "no minus": ("attention_entropy", ("def attention_entropy(weights):\n"
                                        "    safe = torch.where(weights > 0, weights, torch.ones_like(weights))\n"
                                        "    return (weights * safe.log()).sum(-1)")),
+    "renamed": ("attention_entropy", "def entropy(weights):\n    return weights"),
     "hostile": ("attention_entropy", f"def attention_entropy(weights):\n    raise ValueError({HOSTILE!r} + ' mallory')"),
 }
 CLASS = {"ada": [], "bo": ["no sqrt"], "cy": ["no sqrt"], "di": ["no sqrt"], "ed": ["over d_k", "no minus"],
-         "mallory": ["hostile"]}
+         "fay": ["renamed"], "mallory": ["hostile"]}
 
 
 def _notebook(course: Path, mistakes: list[str]):
@@ -51,7 +53,7 @@ def _notebook(course: Path, mistakes: list[str]):
 
 @pytest.fixture(scope="module")
 def graded_class(tmp_path_factory) -> Path:
-    """A class of six graded by ``tfcourse grade``: one right, the rest with known wrong answers."""
+    """A class of seven graded by ``tfcourse grade``: one right, the rest with known wrong answers."""
     course = released_course(tmp_path_factory)
     for student, mistakes in CLASS.items():
         submit(course, student, _notebook(course, mistakes))
@@ -85,6 +87,7 @@ def test_the_journal_names_each_failed_checks_mistake(graded_class):
     assert entries["ada"].notebooks[0].mistakes == {}
     assert entries["bo"].notebooks[0].mistakes["attention_scores"] == ["no sqrt(d_k) scaling"]
     assert entries["mallory"].notebooks[0].mistakes == {"attention_entropy": ["raises an error"]}
+    assert entries["fay"].notebooks[0].mistakes == {"attention_entropy": [NOT_DEFINED]}
 
 
 def test_journal_lines_written_before_mistakes_were_recorded_still_read():
@@ -97,12 +100,13 @@ def test_journal_lines_written_before_mistakes_were_recorded_still_read():
 def test_the_report_ranks_mistakes_and_gives_pass_rates(report):
     page = (report / "index.html").read_text()
     assert _ranked(page, "attention_scores") == [("no sqrt(d_k) scaling", 3), ("divided by d_k", 1)]
-    assert _ranked(page, "attention_entropy") == [("missing minus sign", 1), ("raises an error", 1)]
+    assert _ranked(page, "attention_entropy") == [("missing minus sign", 1), (NOT_DEFINED, 1),
+                                                  ("raises an error", 1)]
     assert "<h3>softmax</h3><p>Every student passed.</p>" in page
     points = f"{ATTENTION_SCORES.points:g}"
-    assert f"<td>attention_scores</td><td>33% (2/6)</td><td>0/{points}: 4, {points}/{points}: 2</td>" in page
-    assert "<td>attention_entropy</td><td>67% (4/6)</td>" in page
-    assert "6 graded submissions" in page
+    assert f"<td>attention_scores</td><td>43% (3/7)</td><td>0/{points}: 4, {points}/{points}: 3</td>" in page
+    assert "<td>attention_entropy</td><td>57% (4/7)</td>" in page
+    assert "7 graded submissions" in page
 
 
 @pytest.mark.slow
