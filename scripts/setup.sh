@@ -3,7 +3,7 @@
 #   bash scripts/setup.sh           the package and its command
 #   bash scripts/setup.sh dev       plus what the tests need (EXTRAS may list several: "grading,book")
 #   bash scripts/setup.sh grading   what an instructor needs to grade a class (nbgrader)
-#   bash scripts/setup.sh hub       a JupyterHub for a class (docs/jupyterhub.md), with its proxy from npm
+#   bash scripts/setup.sh hub       a JupyterHub for a class (docs/jupyterhub.md), with its proxy from npm (dev too)
 # With "dev", Debian's chromium is installed for the book's browser test when it is missing
 # and this runs as root with apt-get; elsewhere that test is skipped and says why.
 # PyTorch is installed only when missing, pinned to the release the course is tested with;
@@ -24,7 +24,7 @@ if [[ ",$extras," == *,dev,* ]] && ! command -v chromium >/dev/null && ! command
         echo "note: the book's browser test needs Chromium (Debian: sudo apt-get install chromium)" >&2
     fi
 fi
-if [[ ",$extras," == *,hub,* ]] && ! command -v configurable-http-proxy >/dev/null; then
+if [[ ",$extras," == *,hub,* || ",$extras," == *,dev,* ]] && ! command -v configurable-http-proxy >/dev/null; then
     if command -v npm >/dev/null; then
         npm install --global configurable-http-proxy
     else
