@@ -256,4 +256,3 @@ def run_nbgrader(course: Course, *args: str) -> int:
     environment = dict(os.environ, PATH=os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")]))
     command = [sys.executable, "-m", "nbgrader", *args]
     return subprocess.run(command, cwd=course.root, env=environment).returncode
-
