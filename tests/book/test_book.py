@@ -95,7 +95,7 @@ def base_url(site: Path) -> Iterator[str]:
     thread.join()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")  # closed with this module: another sync_playwright cannot start while one runs
 def browser():
     if importlib.util.find_spec("playwright") is None:
         pytest.skip("playwright is not installed: bash scripts/setup.sh dev")
