@@ -31,6 +31,7 @@ import numpy as np
 import torch
 
 from autograder.compare import compare
+from autograder.harness.calls import clone
 
 BUDGET_S = 0.2  # the most time spent looking for a relation on one case
 MAX_SHIFT = 8  # the longest shift along an axis that is tried
@@ -284,19 +285,7 @@ def _with(call: Call, replacements: dict[str, Any]) -> tuple[tuple, dict]:
     names = [name for name, _ in _named_inputs(call)]
     args = tuple(replacements.get(names[i], v) for i, v in enumerate(call.args))
     kwargs = {k: replacements.get(k, v) for k, v in call.kwargs.items()}
-    return _copied(args), _copied(kwargs)
-
-
-def _copied(value: Any) -> Any:
-    if isinstance(value, torch.Tensor):
-        return value.detach().clone()
-    if isinstance(value, np.ndarray):
-        return value.copy()
-    if isinstance(value, (tuple, list)):
-        return type(value)(_copied(v) for v in value)
-    if isinstance(value, dict):
-        return {k: _copied(v) for k, v in value.items()}
-    return value
+    return clone(args), clone(kwargs)
 
 
 def _variations(call: Call, sizes: list[int]) -> Iterator[tuple[tuple[tuple, dict], str]]:
