@@ -1,7 +1,8 @@
 """The pieces around attention: feed-forward networks, normalisation, residuals.
 
-The functions (``gelu``, ``layer_norm``, ``rms_norm``) write the maths out; the modules
-call PyTorch's fused kernels for the same maths (the tests check that they agree).
+The functions (``gelu``, ``silu``, ``layer_norm``, ``rms_norm``) write the maths out; the
+normalisation modules call PyTorch's fused kernels for the same maths (the tests check that
+they agree).
 """
 
 from __future__ import annotations
@@ -24,6 +25,17 @@ ACTIVATIONS: dict[str, Callable[[Tensor], Tensor]] = {
 def gelu(x: Tensor) -> Tensor:
     """Gaussian error linear unit, exact form: ``x * Phi(x) = 0.5 x (1 + erf(x / sqrt(2)))``."""
     return 0.5 * x * (1.0 + torch.erf(x / math.sqrt(2.0)))
+
+
+def silu(x: Tensor) -> Tensor:
+    """Sigmoid linear unit (also called swish): ``x * sigmoid(x) = x / (1 + exp(-x))``.
+
+    Smooth and non-monotonic: close to ``x`` for large positive ``x``, close to 0 for large
+    negative ``x``, with a minimum of about -0.28 at ``x`` = -1.28. ``torch.sigmoid`` keeps
+    it finite for any ``|x|`` (``1 / (1 + exp(-x))`` written out overflows for ``x`` below
+    about -709 in float64 and turns the gradient into NaN).
+    """
+    return x * torch.sigmoid(x)
 
 
 class FeedForward(nn.Module):
@@ -61,7 +73,7 @@ class SwiGLU(nn.Module):
         self.w3 = nn.Linear(d_model, d_ff, bias=False)
 
     def forward(self, x: Tensor) -> Tensor:
-        return self.w2(F.silu(self.w1(x)) * self.w3(x))
+        return self.w2(silu(self.w1(x)) * self.w3(x))
 
 
 def layer_norm(x: Tensor, weight: Tensor, bias: Tensor, eps: float = 1e-5) -> Tensor:

@@ -15,6 +15,7 @@ from tfcourse.layers import (
     gelu,
     layer_norm,
     rms_norm,
+    silu,
 )
 
 D = 12
@@ -23,6 +24,22 @@ D = 12
 def test_gelu_matches_torch_exact_gelu(device, dtype, tol):
     x = torch.linspace(-6, 6, 101, device=device, dtype=dtype)
     assert_close(gelu(x), F.gelu(x), **tol)
+
+
+def test_silu_matches_torch_silu(device, dtype, tol):
+    x = torch.cat([torch.linspace(-8, 8, 101), torch.tensor([-1e4, -800.0, -100.0, 100.0, 800.0, 1e4])])
+    x = x.to(device, dtype)
+    assert_close(silu(x), F.silu(x), **tol)
+    assert torch.isfinite(silu(x)).all()
+
+
+def test_silu_gradient_is_exact_and_finite_for_large_inputs(device):
+    x = torch.randn(2, 7, device=device, dtype=torch.float64, requires_grad=True)
+    assert torch.autograd.gradcheck(silu, (x,))
+    extreme = torch.tensor([-1e4, -800.0, 800.0, 1e4], device=device, dtype=torch.float64, requires_grad=True)
+    (grad,) = torch.autograd.grad(silu(extreme).sum(), extreme)
+    (expected,) = torch.autograd.grad(F.silu(extreme).sum(), extreme)
+    assert_close(grad, expected, atol=1e-12, rtol=0)
 
 
 def test_layer_norm_matches_torch(device, dtype, tol):
@@ -71,7 +88,7 @@ def test_swiglu_gates_with_silu(device, dtype, tol):
     ff = SwiGLU(D, 32).to(device, dtype)
     x = torch.randn(2, 3, D, device=device, dtype=dtype)
     gate = x @ ff.w1.weight.T
-    expected = (gate * torch.sigmoid(gate) * (x @ ff.w3.weight.T)) @ ff.w2.weight.T
+    expected = (F.silu(gate) * (x @ ff.w3.weight.T)) @ ff.w2.weight.T
     assert ff.w2.weight.shape == (D, 32)
     assert_close(ff(x), expected, **tol)
 
