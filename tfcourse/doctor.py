@@ -179,26 +179,52 @@ def check_jupyter_kernel() -> Finding:
     return Finding("jupyter kernel", "grading", OK, f"python3 at {specs['python3']}")
 
 
+def check_installation() -> list[Finding]:
+    """Python, packages and the Jupyter kernel: read from metadata, nothing heavy imported."""
+    return [check_python(), *(check_package(requirement) for requirement in PACKAGES), check_jupyter_kernel()]
+
+
 def collect_report() -> list[Finding]:
-    """Run every check: Python, packages, the Jupyter kernel, then accelerators."""
-    packages = [check_package(requirement) for requirement in PACKAGES]
-    return [check_python(), *packages, check_jupyter_kernel(), *check_accelerators()]
+    """Run every check: the installation, then accelerators."""
+    return [*check_installation(), *check_accelerators()]
 
 
-def format_table(results: list[Finding]) -> str:
-    """Align the results into columns: item, group, status, detail, fix."""
-    rows = [("item", "group", "status", "detail", "fix")]
-    rows += [(r.name, r.group, r.status, r.detail, r.fix) for r in results]
+HEADER = ("item", "group", "status", "detail", "fix")
+
+
+def _cells(results: list[Finding]) -> list[tuple[str, ...]]:
+    return [(r.name, r.group, r.status, r.detail, r.fix) for r in results]
+
+
+def column_widths(results: list[Finding]) -> list[int]:
+    """The widths of the first four columns: the widest cell, and room for every status."""
+    rows = [HEADER, *_cells(results)]
     widths = [max(len(row[column]) for row in rows) for column in range(4)]
+    widths[2] = max(widths[2], *(len(status) for status in (OK, MISSING, NOT_USABLE)))
+    return widths
+
+
+def format_rows(results: list[Finding], widths: list[int], header: bool = False) -> str:
+    """The results in columns of at least ``widths`` (item, group, status, detail), then the fix."""
+    rows = ([HEADER] if header else []) + _cells(results)
+    widths = [max(width, *(len(row[column]) for row in rows)) for column, width in enumerate(widths)]
     lines = ["  ".join(cell.ljust(width) for cell, width in zip(row, widths)) + "  " + row[4] for row in rows]
     return "\n".join(line.rstrip() for line in lines)
 
 
 def run_doctor() -> int:
-    """Print the report; return 0 when every required check is OK, else 1."""
-    results = collect_report()
-    print(format_table(results))
-    failed = [r.name for r in results if r.group == REQUIRED and not r.ok]
+    """Print the report; return 0 when every required check is OK, else 1.
+
+    The installation's rows come first, at once; the devices' rows follow once torch is
+    imported and each device has run a small product (a second or two).
+    """
+    installation = check_installation()
+    widths = column_widths(installation)
+    print(format_rows(installation, widths, header=True), flush=True)
+    accelerators = check_accelerators()
+    if accelerators:
+        print(format_rows(accelerators, widths))
+    failed = [r.name for r in installation + accelerators if r.group == REQUIRED and not r.ok]
     if failed:
         print(f"\nRequired checks failed: {', '.join(failed)}. Run the commands in the 'fix' column.")
         return 1

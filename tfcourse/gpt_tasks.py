@@ -24,6 +24,7 @@ from tfcourse.data import lm_batches, load_corpus
 from tfcourse.generation import generate
 from tfcourse.model import GPT, GPTConfig
 from tfcourse.reasoning import TERMINATOR, extract_answer, make_addition_example
+from tfcourse.settings import TOKENIZERS
 from tfcourse.tokenize import BPETokenizer, CharTokenizer, train_bpe
 
 # Target value of positions that are not scored (``F.cross_entropy``'s default).
@@ -32,8 +33,6 @@ IGNORE_INDEX = -100
 ADDITION_ALPHABET = "0123456789+=,."
 
 Tokenizer = CharTokenizer | BPETokenizer
-# The tokenizers ``LanguageModelTask.from_corpus`` can train: one token per character, or byte-level BPE.
-TOKENIZERS = ("char", "bpe")
 Batch = tuple[Tensor, Tensor]
 
 

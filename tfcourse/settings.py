@@ -1,6 +1,6 @@
 """Declared settings: a dataclass field that carries its help text and its allowed values.
 
-:class:`~tfcourse.runs.RunConfig` and :class:`~tfcourse.inference.Decoding` declare their
+:class:`~tfcourse.run_config.RunConfig` and :class:`~tfcourse.decoding.Decoding` declare their
 fields with :func:`setting`; the command line reads ``field.metadata["help"]`` and
 ``field.metadata["choices"]`` to make its options, and :func:`check_choices` refuses any
 other value, so both offer the same settings with the same allowed values.
@@ -14,6 +14,12 @@ from typing import Any
 
 # The devices a command accepts by name (``--device``); see :func:`tfcourse.distributed.resolve_device`.
 DEVICES = ("cpu", "cuda")
+# The learning-rate schedules :func:`tfcourse.training.lr_schedule` knows.
+SCHEDULES = ("cosine", "noam", "constant")
+# The tokenizers ``LanguageModelTask.from_corpus`` can train: one token per character, or byte-level BPE.
+TOKENIZERS = ("char", "bpe")
+# The experiments of lesson 7 (``tfcourse experiment NAME``; :data:`tfcourse.experiments.RUNNERS` runs them).
+EXPERIMENTS = ("cot", "self-consistency", "scaling")
 
 
 def setting(default: Any, help: str, choices: Sequence[str] | None = None) -> Any:

@@ -23,6 +23,7 @@ from torch import Tensor, nn
 from tqdm.auto import tqdm
 
 from tfcourse.distributed import is_main_process, mean_across_processes, resolve_device, unwrap, world_size
+from tfcourse.settings import SCHEDULES
 
 Batch = tuple[Tensor, ...]
 
@@ -107,10 +108,6 @@ def warmup_cosine_lr(step: int, max_lr: float, warmup: int, total: int, min_lr: 
         return min_lr
     decay_fraction = (step - warmup) / max(total - warmup, 1)
     return min_lr + (max_lr - min_lr) * 0.5 * (1.0 + math.cos(math.pi * decay_fraction))
-
-
-# The names ``lr_schedule`` knows.
-SCHEDULES = ("cosine", "noam", "constant")
 
 
 def lr_schedule(name: str, peak_lr: float, warmup: int, total: int) -> Callable[[int], float]:

@@ -30,7 +30,18 @@ def test_help_imports_no_heavy_package(command):
     assert _imported_by(code) == set()
 
 
-def test_a_command_whose_options_need_torch_makes_them_when_it_runs():
-    parser = build_parser()
-    args = parser.parse_args(["generate", "run-folder", "--prompt", "3 1 4", "--temperature", "0.5"])
-    assert args.temperature == 0.5 and "temperature" in args.settings
+def test_options_made_from_the_reference_settings_parse_without_torch():
+    code = ("import tfcourse.cli\nargs = tfcourse.cli.build_parser().parse_args(['generate', 'run-folder', '--prompt', "
+            "'3 1 4', '--temperature', '0.5'])\nassert args.temperature == 0.5 and 'temperature' in args.settings")
+    assert _imported_by(code) == set()
+
+
+def test_the_experiments_the_command_offers_are_those_it_can_run():
+    from tfcourse import experiments
+    from tfcourse.settings import EXPERIMENTS
+
+    assert set(EXPERIMENTS) == set(experiments.RUNNERS) == set(experiments.PLOTS)
+
+
+def test_doctor_reports_the_installation_before_importing_torch():
+    assert _imported_by("import tfcourse.doctor\ntfcourse.doctor.check_installation()") == set()

@@ -14,14 +14,13 @@ import sys
 
 from tfcourse.cli import basics, class_records, course, learner, runs
 from tfcourse.cli.errors import CommandError
-from tfcourse.cli.lazy import LazyParser
 
 USAGE_ERROR = 2
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="tfcourse", description="The Transformer from first principles.")
-    commands = parser.add_subparsers(dest="command", required=True, parser_class=LazyParser)
+    commands = parser.add_subparsers(dest="command", required=True)
     for group in (basics, learner, runs, course, class_records):
         group.register(commands)
     return parser

@@ -1,8 +1,10 @@
 """``tfcourse train``, ``generate`` and ``experiment``: training runs, decoding with them, lesson 7's experiments.
 
-Their options are made from the fields of :class:`~tfcourse.runs.RunConfig` and
-:class:`~tfcourse.inference.Decoding` (a field ``batch_size`` becomes ``--batch-size``), and
-added only when the command runs (:mod:`tfcourse.cli.lazy`): those modules import torch.
+Their options are made from the fields of :class:`~tfcourse.run_config.RunConfig` and
+:class:`~tfcourse.decoding.Decoding` (a field ``batch_size`` becomes ``--batch-size``). Those
+modules and the names of the experiments (``tfcourse.settings.EXPERIMENTS``) import no torch,
+so the parser and ``--help`` are quick; each command imports the training or decoding code
+(torch, matplotlib) when it runs.
 """
 
 from __future__ import annotations
@@ -13,12 +15,15 @@ from pathlib import Path
 
 from tfcourse.cli.errors import command
 from tfcourse.cli.options import add_device_option, add_field_options, given
+from tfcourse.decoding import Decoding
+from tfcourse.run_config import TASKS, RunConfig
+from tfcourse.settings import EXPERIMENTS
 
 RUN_OPTIONS = ("task",)  # RunConfig fields that are not options (the task is an argument)
 
 
 def _train(args: argparse.Namespace) -> int:
-    from tfcourse.runs import RunConfig, run_training
+    from tfcourse.runs import run_training
 
     config = RunConfig.for_task(args.task, **given(args, args.settings))
     summary = run_training(config, progress=not args.quiet)
@@ -38,7 +43,7 @@ def _print_summary(summary: dict) -> None:
 
 
 def _generate(args: argparse.Namespace) -> int:
-    from tfcourse.inference import Decoding, load_trained
+    from tfcourse.inference import load_trained
 
     trained = load_trained(args.checkpoint, args.device)
     for output in trained.complete(args.prompt, Decoding(**given(args, args.settings))):
@@ -63,8 +68,6 @@ def _experiment(args: argparse.Namespace) -> int:
 
 
 def _train_arguments(train: argparse.ArgumentParser) -> None:
-    from tfcourse.runs import TASKS, RunConfig
-
     tasks = "\n".join(f"  {name:<13} {info.description}; target {info.target}" for name, info in TASKS.items())
     train.description = (f"Tasks:\n{tasks}\n\nUnder torchrun the same command trains data-parallel "
                          "(gloo on CPU, NCCL on GPU), e.g.\n  torchrun --nproc_per_node 2 -m tfcourse.cli train reverse")
@@ -74,8 +77,6 @@ def _train_arguments(train: argparse.ArgumentParser) -> None:
 
 
 def _generate_arguments(generate: argparse.ArgumentParser) -> None:
-    from tfcourse.inference import Decoding
-
     generate.add_argument("checkpoint", help="a checkpoint.pt, or the output folder of `tfcourse train`")
     generate.add_argument("--prompt", required=True,
                           help="reverse/copy: symbols such as '3 1 4 1 5'; addition: '123+45='; lm: any text")
@@ -84,9 +85,7 @@ def _generate_arguments(generate: argparse.ArgumentParser) -> None:
 
 
 def _experiment_arguments(experiment: argparse.ArgumentParser) -> None:
-    from tfcourse.experiments import RUNNERS
-
-    experiment.add_argument("name", choices=list(RUNNERS))
+    experiment.add_argument("name", choices=EXPERIMENTS)
     experiment.add_argument("--full", action="store_true", help="the full-size settings (for a GPU)")
     add_device_option(experiment)
     experiment.add_argument("--out", default="runs/experiments", help="folder for NAME.json and NAME.png")
@@ -94,14 +93,15 @@ def _experiment_arguments(experiment: argparse.ArgumentParser) -> None:
 
 
 def register(commands: argparse._SubParsersAction) -> None:
-    """Add ``train``, ``generate`` and ``experiment``, each with its options made when it runs."""
+    """Add ``train``, ``generate`` and ``experiment``."""
     train = commands.add_parser(
         "train", help="train a model on a task; writes a checkpoint, summary.json and loss.png",
-        formatter_class=argparse.RawDescriptionHelpFormatter, arguments=_train_arguments)
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    _train_arguments(train)
     command(train, _train, ValueError)
-    generate = commands.add_parser("generate", help="decode prompts with a trained checkpoint",
-                                   arguments=_generate_arguments)
+    generate = commands.add_parser("generate", help="decode prompts with a trained checkpoint")
+    _generate_arguments(generate)
     command(generate, _generate, ValueError, FileNotFoundError)
-    experiment = commands.add_parser("experiment", help="lesson 7's experiments; writes JSON and a plot",
-                                     arguments=_experiment_arguments)
+    experiment = commands.add_parser("experiment", help="lesson 7's experiments; writes JSON and a plot")
+    _experiment_arguments(experiment)
     command(experiment, _experiment, ValueError)
