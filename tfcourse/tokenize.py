@@ -13,6 +13,10 @@ Before BPE, text is split into chunks by ``PRETOKENIZE_PATTERN`` (words with
 their leading space, runs of digits, runs of punctuation, runs of whitespace), and
 merges never cross a chunk boundary, so a token never glues a word to the
 punctuation or the space that follows it.
+
+Special tokens (such as ``"<|endoftext|>"``, which separates documents) are cut out of
+the text before anything else: each one is a single id of its own, never split and
+never merged with its neighbours.
 """
 
 from __future__ import annotations
@@ -20,7 +24,7 @@ from __future__ import annotations
 import json
 import re
 from collections import Counter, defaultdict
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from os import PathLike
 
 # A GPT-2-like pre-tokenizer written for the standard-library ``re`` module.
@@ -34,6 +38,10 @@ PRETOKENIZE_PATTERN = re.compile(
     r"""|\s+(?!\S)"""  # whitespace, leaving the last space to the next word
     r"""|\s+"""  # trailing whitespace
 )
+
+# A chunk boundary is certain between a non-space and a space character: every chunk is
+# optional whitespace followed by non-space characters, or whitespace only.
+CERTAIN_BOUNDARY = re.compile(r"\S(?=\s)")
 
 N_BYTES = 256
 
@@ -100,30 +108,109 @@ def pretokenize(text: str) -> list[str]:
     return PRETOKENIZE_PATTERN.findall(text)
 
 
+def special_tokens_pattern(special_tokens: Iterable[str]) -> re.Pattern[str] | None:
+    """A pattern that finds any of ``special_tokens`` (``None`` when there are none).
+
+    Longer tokens are tried first, so that with ``"<|a|>"`` and ``"<|a|><|a|>"`` the text
+    ``"<|a|><|a|>"`` is the second token, not twice the first. The group makes
+    ``pattern.split(text)`` keep the tokens: ``[plain, special, plain, ..., plain]``.
+
+    Raises:
+        ValueError: on an empty special token.
+    """
+    tokens = sorted(set(special_tokens), key=len, reverse=True)
+    if "" in tokens:
+        raise ValueError("a special token cannot be empty")
+    return re.compile("(" + "|".join(map(re.escape, tokens)) + ")") if tokens else None
+
+
+def split_special_tokens(text: str, pattern: re.Pattern[str] | None) -> list[str]:
+    """``[plain, special, plain, ..., plain]``: even items are ordinary text, odd items special tokens."""
+    return pattern.split(text) if pattern else [text]
+
+
 class BPETokenizer:
     """Byte-level BPE tokenizer defined by an ordered table of merges.
 
-    Ids 0..255 are the raw bytes; merge number ``k`` (0-based) creates id ``256 + k``.
+    Ids 0..255 are the raw bytes; merge number ``k`` (0-based) creates id ``256 + k``;
+    the special tokens take the ids after the merges, in the order given.
     ``vocab[i]`` is the byte string that id ``i`` stands for.
 
     Args:
         merges: ``{(left_id, right_id): new_id}`` in the order the merges were learned.
+        special_tokens: strings encoded as one id each, wherever they occur.
     """
 
-    def __init__(self, merges: dict[tuple[int, int], int]) -> None:
+    def __init__(self, merges: dict[tuple[int, int], int], special_tokens: Iterable[str] | None = None) -> None:
         self.merges: dict[tuple[int, int], int] = dict(merges)
         self.vocab: dict[int, bytes] = {i: bytes([i]) for i in range(N_BYTES)}
         for (left, right), new_id in self.merges.items():
             self.vocab[new_id] = self.vocab[left] + self.vocab[right]
+        self.special_tokens: dict[str, int] = {}
+        for token in dict.fromkeys(special_tokens or ()):
+            self.special_tokens[token] = len(self.vocab)
+            self.vocab[len(self.vocab)] = token.encode("utf-8")
+        self._special_pattern = special_tokens_pattern(self.special_tokens)
 
     @property
     def vocab_size(self) -> int:
-        """256 byte ids plus one id per merge."""
+        """256 byte ids, plus one id per merge and one per special token."""
         return len(self.vocab)
 
     def encode(self, text: str) -> list[int]:
-        """``str`` -> token ids: pre-tokenize, then BPE-encode each chunk separately."""
-        return [token for chunk in pretokenize(text) for token in self._encode_chunk(chunk)]
+        """``str`` -> token ids: cut out the special tokens, then pre-tokenize the text
+        between them and BPE-encode each chunk separately."""
+        ids = []
+        for index, piece in enumerate(split_special_tokens(text, self._special_pattern)):
+            if index % 2:
+                ids.append(self.special_tokens[piece])
+            else:
+                ids.extend(token for chunk in pretokenize(piece) for token in self._encode_chunk(chunk))
+        return ids
+
+    def encode_iterable(self, texts: Iterable[str]) -> Iterator[int]:
+        """Token ids of ``"".join(texts)``, produced lazily: the same ids as ``encode``.
+
+        ``texts`` may be a file opened in text mode (which yields lines) or any stream of
+        strings. Text is encoded as soon as its ids are certain (see ``_settled_length``);
+        the rest waits for the next string, so memory holds the text since the last
+        certain boundary (usually less than a line), never the whole text.
+        """
+        pending = ""
+        for text in texts:
+            pending += text
+            settled = self._settled_length(pending)
+            yield from self.encode(pending[:settled])
+            pending = pending[settled:]
+        yield from self.encode(pending)
+
+    def _settled_length(self, text: str) -> int:
+        """Length of the longest prefix of ``text`` whose ids no continuation can change.
+
+        ``encode(text + rest) == encode(text[:n]) + encode(text[n:] + rest)`` for every
+        ``rest`` when ``n`` is the end of a special token found before ``_open_special``
+        (where a longer special token may still begin), or a chunk boundary between a
+        non-space and a space character (``CERTAIN_BOUNDARY``) before ``_open_special``
+        and after the last such special token.
+        """
+        open_special = self._open_special(text)
+        settled = 0
+        if self._special_pattern is not None:
+            for match in self._special_pattern.finditer(text):
+                if match.start() >= open_special:
+                    break
+                settled = match.end()
+        boundaries = CERTAIN_BOUNDARY.finditer(text, settled, min(open_special + 1, len(text)))
+        return max((match.end() for match in boundaries), default=settled)
+
+    def _open_special(self, text: str) -> int:
+        """The first position where the rest of ``text`` begins a longer special token (else ``len(text)``)."""
+        longest = max(map(len, self.special_tokens), default=0)
+        for start in range(max(0, len(text) - longest + 1), len(text)):
+            tail = text[start:]
+            if any(token != tail and token.startswith(tail) for token in self.special_tokens):
+                return start
+        return len(text)
 
     def _encode_chunk(self, chunk: str) -> list[int]:
         """Apply the merges to one chunk's UTF-8 bytes, earliest-learned merge first.
@@ -144,17 +231,19 @@ class BPETokenizer:
         return b"".join(self.vocab[i] for i in ids).decode("utf-8", errors="replace")
 
     def save(self, path: str | PathLike) -> None:
-        """Write the merges to ``path`` as JSON: ``{"merges": [[left, right, new_id], ...]}``."""
+        """Write the tokenizer to ``path`` as JSON:
+        ``{"merges": [[left, right, new_id], ...], "special_tokens": [token, ...]}``."""
         merges = [[left, right, new_id] for (left, right), new_id in self.merges.items()]
         with open(path, "w", encoding="utf-8") as file:
-            json.dump({"merges": merges}, file)
+            json.dump({"merges": merges, "special_tokens": list(self.special_tokens)}, file)
 
     @classmethod
     def load(cls, path: str | PathLike) -> BPETokenizer:
-        """Read a tokenizer written by ``save``."""
+        """Read a tokenizer written by ``save`` (files without special tokens too)."""
         with open(path, encoding="utf-8") as file:
-            merges = json.load(file)["merges"]
-        return cls({(left, right): new_id for left, right, new_id in merges})
+            state = json.load(file)
+        merges = {(left, right): new_id for left, right, new_id in state["merges"]}
+        return cls(merges, state.get("special_tokens"))
 
 
 class _PairStatistics:
@@ -196,25 +285,33 @@ class _PairStatistics:
         self.counts = +self.counts  # drop pairs whose count fell to zero
 
 
-def train_bpe(text: str, vocab_size: int) -> BPETokenizer:
-    """Learn ``vocab_size - 256`` byte-level BPE merges from ``text``.
+def train_bpe(text: str, vocab_size: int, special_tokens: Iterable[str] | None = None) -> BPETokenizer:
+    """Learn ``vocab_size - 256 - len(special_tokens)`` byte-level BPE merges from ``text``.
 
     Algorithm (Sennrich et al. 2016; GPT-2):
-        1. split ``text`` into chunks with ``PRETOKENIZE_PATTERN`` and count each unique chunk;
+        1. cut the special tokens out of ``text`` (no merge learns from them or crosses
+           them), split the rest into chunks with ``PRETOKENIZE_PATTERN`` and count each
+           unique chunk;
         2. count adjacent id pairs inside chunks, weighted by chunk frequency;
         3. merge the most frequent pair into a new id (ties: the smallest pair,
            comparing ``(left_id, right_id)``), update the counts, repeat.
 
-    Training stops early when no pair occurs at least twice.
+    Training stops early when no pair occurs at least twice. The special tokens take the
+    last ids of the vocabulary.
 
     Raises:
-        ValueError: if ``vocab_size < 256``.
+        ValueError: if ``vocab_size`` leaves no room for the 256 bytes and the special tokens.
     """
-    if vocab_size < N_BYTES:
-        raise ValueError(f"vocab_size must be at least {N_BYTES} (one per byte), got {vocab_size}")
-    statistics = _PairStatistics(Counter(pretokenize(text)))
+    special_tokens = list(dict.fromkeys(special_tokens or ()))
+    if vocab_size < N_BYTES + len(special_tokens):
+        raise ValueError(
+            f"vocab_size must be at least {N_BYTES} (one per byte) + {len(special_tokens)} "
+            f"(one per special token), got {vocab_size}"
+        )
+    plain = split_special_tokens(text, special_tokens_pattern(special_tokens))[::2]
+    statistics = _PairStatistics(Counter(chunk for piece in plain for chunk in pretokenize(piece)))
     merges: dict[tuple[int, int], int] = {}
-    for new_id in range(N_BYTES, vocab_size):
+    for new_id in range(N_BYTES, vocab_size - len(special_tokens)):
         if not statistics.counts:
             break
         pair, count = statistics.most_frequent_pair()
@@ -222,4 +319,4 @@ def train_bpe(text: str, vocab_size: int) -> BPETokenizer:
             break
         statistics.merge(pair, new_id)
         merges[pair] = new_id
-    return BPETokenizer(merges)
+    return BPETokenizer(merges, special_tokens)
