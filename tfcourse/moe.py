@@ -24,7 +24,7 @@ from tfcourse.layers import SwiGLU
 
 
 def top_k_routing(router_logits: Tensor, k: int) -> tuple[Tensor, Tensor]:
-    """``router_logits (N, n_experts) -> (weights (N, k), indices (N, k))``, best expert first.
+    """``router_logits (..., n_experts) -> (weights (..., k), indices (..., k))``, best expert first.
 
     ``indices`` are the ``k`` experts of highest router probability for each token;
     ``weights`` their probabilities renormalised to sum to 1, which equals a softmax over
@@ -34,25 +34,25 @@ def top_k_routing(router_logits: Tensor, k: int) -> tuple[Tensor, Tensor]:
     return softmax(top_logits, dim=-1), indices
 
 
-def expert_fractions(expert_indices: Tensor, n_experts: int) -> Tensor:
-    """``f``, ``(n_experts,)``: the share of the routing assignments in ``expert_indices (..., k)`` each expert receives."""
+def expert_fractions(expert_indices: Tensor, n_experts: int, dtype: torch.dtype = torch.float32) -> Tensor:
+    """``f``, ``(n_experts,)`` in ``dtype``: the share of the assignments in ``expert_indices (..., k)`` each expert receives."""
     assignments = F.one_hot(expert_indices.reshape(-1), n_experts)  # (N k, n_experts)
-    return assignments.float().mean(dim=0)
+    return assignments.to(dtype).mean(dim=0)
 
 
 def load_balancing_loss(router_logits: Tensor, expert_indices: Tensor) -> Tensor:
     """The Switch Transformer's auxiliary loss ``n_experts * sum_i f_i P_i``, a scalar.
 
-    ``router_logits (N, n_experts)``; ``expert_indices (N, k)`` the chosen experts (from
-    :func:`top_k_routing`). ``f_i`` is the share of the ``N k`` assignments expert ``i``
-    receives (counts, no gradient), ``P_i`` the mean of its router probability over the tokens
-    (differentiable). The loss is 1 when routing is uniform and ``n_experts`` when every
+    ``router_logits (..., n_experts)``, one row per token (``N`` tokens in all); ``expert_indices
+    (..., k)`` the chosen experts (from :func:`top_k_routing`). ``f_i`` is the share of the
+    ``N k`` assignments expert ``i`` receives (counts, no gradient), ``P_i`` the mean of its
+    router probability over the tokens (differentiable). The loss is 1 when routing is uniform and ``n_experts`` when every
     token goes to one expert with certainty; its gradient lowers the probabilities of the
     experts that receive the most tokens.
     """
     n_experts = router_logits.size(-1)
-    mean_probs = softmax(router_logits, dim=-1).mean(dim=0)  # P, (n_experts,)
-    fractions = expert_fractions(expert_indices, n_experts).to(mean_probs)  # f, (n_experts,)
+    mean_probs = softmax(router_logits, dim=-1).reshape(-1, n_experts).mean(dim=0)  # P, (n_experts,)
+    fractions = expert_fractions(expert_indices, n_experts, mean_probs.dtype)  # f, (n_experts,)
     return n_experts * (fractions * mean_probs).sum()
 
 
