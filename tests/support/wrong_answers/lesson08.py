@@ -107,3 +107,96 @@ ANSWERS: list[WrongAnswer] = [
     return n_experts * (f * P).sum()
 ''', ("dtype",), "f counted in float32: a float64 loss comes back float32"),
 ]
+
+# --- efficient attention, vision, retrieval ---
+ANSWERS += [
+    # --- sliding_window_mask ---
+    WrongAnswer("sliding_window_mask", '''def sliding_window_mask(seq_len, window, device=None):
+    i = torch.arange(seq_len, device=device)[:, None]
+    j = torch.arange(seq_len, device=device)[None, :]
+    return (j <= i) & (i - j <= window)
+''', ("window + 1 keys",), "i - j <= window: one key more than the window"),
+    WrongAnswer("sliding_window_mask", '''def sliding_window_mask(seq_len, window, device=None):
+    i = torch.arange(seq_len, device=device)
+    return (i[:, None] - i[None, :]).abs() < window
+''', ("future",), "a band around the diagonal that also sees the next keys"),
+    WrongAnswer("sliding_window_mask", '''def sliding_window_mask(seq_len, window, device=None):
+    mask = torch.ones(seq_len, seq_len, dtype=torch.bool, device=device)
+    return torch.triu(mask, diagonal=1) | torch.tril(mask, diagonal=-window)
+''', ("may attend",), "True marks the keys to hide"),
+    # --- linear_attention ---
+    WrongAnswer("linear_attention", '''def linear_attention(q, k, v, causal=False, eps=1e-6):
+    q, k = F.elu(q), F.elu(k)
+    if causal:
+        S = torch.cumsum(k.unsqueeze(-1) * v.unsqueeze(-2), dim=-3)
+        num = (q.unsqueeze(-2) @ S).squeeze(-2)
+        den = (q * torch.cumsum(k, dim=-2)).sum(-1, keepdim=True)
+    else:
+        num = q @ (k.transpose(-2, -1) @ v)
+        den = q @ k.sum(-2).unsqueeze(-1)
+    return num / (den + eps)
+''', ("+ 1",), "elu without the + 1"),
+    WrongAnswer("linear_attention", '''def linear_attention(q, k, v, causal=False, eps=1e-6):
+    q, k = F.elu(q) + 1, F.elu(k) + 1
+    kv = k.transpose(-2, -1) @ v
+    z = k.sum(-2, keepdim=True)
+    return (q @ kv) / ((q * z).sum(-1, keepdim=True) + eps)
+''', ("j <= i",), "causal forgotten: every query sums all keys"),
+    WrongAnswer("linear_attention", '''def linear_attention(q, k, v, causal=False, eps=1e-6):
+    q, k = F.elu(q) + 1, F.elu(k) + 1
+    if causal:
+        S = torch.cumsum(k.unsqueeze(-1) * v.unsqueeze(-2), dim=-3)
+        return (q.unsqueeze(-2) @ S).squeeze(-2)
+    return q @ (k.transpose(-2, -1) @ v)
+''', ("normaliser",), "the division by the normaliser forgotten"),
+    # --- patchify ---
+    WrongAnswer("patchify", '''def patchify(images, patch_size):
+    B, C, H, W = images.shape
+    p = patch_size
+    x = images.reshape(B, C, H // p, p, W // p, p)
+    x = x.permute(0, 2, 4, 3, 5, 1)
+    return x.reshape(B, -1, p * p * C)
+''', ("channel first",), "patches flattened (p, p, C) as in an einops recipe"),
+    WrongAnswer("patchify", '''def patchify(images, patch_size):
+    B, C, H, W = images.shape
+    return images.reshape(B, (H // patch_size) * (W // patch_size), C * patch_size * patch_size)
+''', ("reshape",), "a reshape alone, without moving the axes"),
+    WrongAnswer("patchify", '''def patchify(images, patch_size):
+    B, C, H, W = images.shape
+    p = patch_size
+    x = images.reshape(B, C, H // p, p, W // p, p).permute(0, 4, 2, 1, 3, 5)
+    return x.reshape(B, -1, C * p * p)
+''', ("reading order",), "the patch grid walked column by column"),
+    # --- bm25_scores ---
+    WrongAnswer("bm25_scores", '''def bm25_scores(tf, query, k1=1.5, b=0.75):
+    N = tf.shape[0]
+    df = (tf > 0).to(tf.dtype).sum(dim=0)
+    idf = torch.log((N - df + 0.5) / (df + 0.5))
+    dl = tf.sum(dim=1, keepdim=True)
+    part = tf * (k1 + 1) / (tf + k1 * (1 - b + b * dl / dl.mean()))
+    return (part * idf * query).sum(dim=1)
+''', ("1 +",), "Robertson's idf, negative for common words"),
+    WrongAnswer("bm25_scores", '''def bm25_scores(tf, query, k1=1.5, b=0.75):
+    N = tf.shape[0]
+    df = (tf > 0).to(tf.dtype).sum(dim=0)
+    idf = torch.log(1 + (N - df + 0.5) / (df + 0.5))
+    part = tf * (k1 + 1) / (tf + k1)
+    return (part * idf * query).sum(dim=1)
+''', ("avgdl",), "the document length left out"),
+    WrongAnswer("bm25_scores", '''def bm25_scores(tf, query, k1=1.5, b=0.75):
+    N = tf.shape[0]
+    df = (tf > 0).to(tf.dtype).sum(dim=0)
+    idf = torch.log(1 + (N - df + 0.5) / (df + 0.5))
+    dl = tf.sum(dim=1, keepdim=True)
+    part = tf * (k1 + 1) / (tf + k1 * (1 - b + b * dl / dl.mean()))
+    return (part * idf * (query > 0)).sum(dim=1)
+''', ("counts twice",), "each query word counted once"),
+    WrongAnswer("bm25_scores", '''def bm25_scores(tf, query, k1=1.5, b=0.75):
+    N = tf.shape[0]
+    df = (tf > 0).sum(dim=0)
+    idf = torch.log(1 + (N - df + 0.5) / (df + 0.5))
+    dl = tf.sum(dim=1, keepdim=True)
+    part = tf * (k1 + 1) / (tf + k1 * (1 - b + b * dl / dl.mean()))
+    return (part * idf * query).sum(dim=1)
+''', ("float32",), "document frequencies counted in integers, so the idf comes out in float32"),
+]
