@@ -79,11 +79,12 @@ def late_penalties(gradebook: Gradebook, assignment: str, student: str,
     gradebook.db.flush()
     submission = gradebook.find_submission(assignment, student)
     penalties: dict[str, float | None] = {}
+    seconds_late = submission.total_seconds_late
     for notebook in submission.notebooks:
-        gradebook.db.expire(notebook, ["score"])
         penalty = None
-        if submission.total_seconds_late > 0:
-            penalty = policy.late_submission_penalty(student, notebook.score, submission.total_seconds_late)
+        if seconds_late > 0:
+            gradebook.db.expire(notebook, ["score"])
+            penalty = policy.late_submission_penalty(student, notebook.score, seconds_late)
         penalties[notebook.name] = None if penalty is None else min(max(float(penalty), 0.0), notebook.score)
     return penalties
 

@@ -21,7 +21,17 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from nbgrader.api import Gradebook, MissingEntry
+from nbgrader.api import (
+    BaseCell,
+    Comment,
+    Grade,
+    Gradebook,
+    MissingEntry,
+    Notebook,
+    Student,
+    SubmittedAssignment,
+    SubmittedNotebook,
+)
 from nbgrader.plugins import LateSubmissionPlugin
 from nbgrader.utils import parse_utc
 from sqlalchemy.exc import SAWarning
@@ -178,24 +188,61 @@ class GradebookWriter:
                               "first") from None
 
     def record(self, assignment: str, student: str, timestamp: str | None, notebooks: list[NotebookGrades]) -> None:
-        """Set the submission's automatic grades, comments and late penalties, in one transaction."""
+        """Set the submission's automatic grades, comments and late penalties, in one transaction.
+
+        The rows are those ``nbgrader autograde`` writes; they are found with one query per kind of row
+        rather than one per cell (nbgrader's ``find_grade``), which made writing the gradebook most of the
+        time of grading a class."""
         gradebook = self._gradebook
-        gradebook.update_or_create_student(student)
-        details = {"timestamp": timestamp} if timestamp else {}
-        gradebook.update_or_create_submission(assignment, student, **details)
         try:
+            submission = self._submission(assignment, student, timestamp)
+            grades, comments = self._rows(Grade, submission), self._rows(Comment, submission)
             for notebook in notebooks:
                 for grade_id, score in notebook.grades.items():
-                    grade = gradebook.find_grade(grade_id, notebook.name, assignment, student)
+                    grade = grades[notebook.name, grade_id]
                     grade.auto_score = score
                     grade.needs_manual_grade = _needs_manual_grade(score, grade)
                 for grade_id, comment in notebook.comments.items():
-                    gradebook.find_comment(grade_id, notebook.name, assignment, student).auto_comment = comment
+                    comments[notebook.name, grade_id].auto_comment = comment
             apply_late_penalties(gradebook, assignment, student, self._late_policy)
             gradebook.db.commit()
         except BaseException:  # Ctrl-C included: a submission's grades are committed whole or not at all
             gradebook.db.rollback()
             raise
+
+    def _submission(self, assignment: str, student: str, timestamp: str | None) -> SubmittedAssignment:
+        """The student's submission, with ``timestamp``; the student and the submission are added if new, with
+        every row nbgrader's ``Gradebook.add_submission`` makes (a grade per graded cell, a comment per solution
+        cell, both per task cell), but not yet committed."""
+        db = self._gradebook.db
+        known = db.get(Student, student)
+        if known is None:
+            known = Student(id=student)
+            db.add(known)
+        try:
+            submission = self._gradebook.find_submission(assignment, student)
+        except MissingEntry:
+            submission = SubmittedAssignment(assignment=self._gradebook.find_assignment(assignment), student=known)
+            for notebook in submission.assignment.notebooks:
+                submitted = SubmittedNotebook(notebook=notebook, assignment=submission)
+                for cell in (*notebook.grade_cells, *notebook.task_cells):
+                    Grade(cell_id=cell.id, notebook=submitted)
+                for cell in (*notebook.solution_cells, *notebook.task_cells):
+                    Comment(cell_id=cell.id, notebook=submitted)
+            db.add(submission)
+        if timestamp:
+            submission.timestamp = parse_utc(timestamp)
+        db.flush()  # the new rows get their ids
+        return submission
+
+    def _rows(self, model: type[Grade] | type[Comment], submission: SubmittedAssignment) -> dict[tuple[str, str], Any]:
+        """The submission's grades (or comments) by ``(notebook name, cell name)``, in one query."""
+        query = (self._gradebook.db.query(model, Notebook.name, BaseCell.name)
+                 .join(SubmittedNotebook, SubmittedNotebook.id == model.notebook_id)
+                 .join(Notebook, Notebook.id == SubmittedNotebook.notebook_id)
+                 .join(BaseCell, BaseCell.id == model.cell_id)
+                 .filter(SubmittedNotebook.assignment_id == submission.id))
+        return {(notebook, cell): row for row, notebook, cell in query}
 
     def agrees(self, assignment: str, student: str, timestamp: str | None, notebooks: list[NotebookGrades]) -> bool:
         """Whether the gradebook holds exactly what :meth:`record` wrote for the submission: its timestamp,
