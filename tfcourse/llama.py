@@ -18,6 +18,7 @@ import math
 from dataclasses import dataclass
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
 from tfcourse.attention import scaled_dot_product_attention
@@ -113,16 +114,19 @@ class GroupedQueryAttention(nn.Module):
     ``mask``: a boolean mask broadcastable to ``(B, n_heads, T, cached + T)``, ``True`` = may
     attend, combined with the causal mask; ``cache``: a :class:`~tfcourse.kv_cache.LayerCache`
     that keeps the rotated keys and the values of the ``n_kv_heads`` shared heads.
+    ``fused=True`` runs the attention product through ``F.scaled_dot_product_attention``,
+    ``fused=False`` through the explicit maths of :mod:`tfcourse.attention`; they agree.
     """
 
     def __init__(self, d_model: int, n_heads: int, n_kv_heads: int | None = None, max_seq_len: int = 2048,
-                 rope_base: float = 10000.0):
+                 rope_base: float = 10000.0, fused: bool = False):
         super().__init__()
         n_kv_heads = n_kv_heads or n_heads
         if d_model % n_heads or n_heads % n_kv_heads:
             raise ValueError(f"n_heads ({n_heads}) must divide d_model ({d_model}) and be a multiple of "
                              f"n_kv_heads ({n_kv_heads})")
         self.n_heads, self.n_kv_heads, self.d_head = n_heads, n_kv_heads, d_model // n_heads
+        self.fused = fused
         self.q_proj = nn.Linear(d_model, n_heads * self.d_head, bias=False)
         self.k_proj = nn.Linear(d_model, n_kv_heads * self.d_head, bias=False)
         self.v_proj = nn.Linear(d_model, n_kv_heads * self.d_head, bias=False)
@@ -143,7 +147,11 @@ class GroupedQueryAttention(nn.Module):
         n_rep = self.n_heads // self.n_kv_heads
         causal = causal_mask(seq_len, x.device, past_len=past_len)  # (T, past_len + T)
         mask = causal if mask is None else mask & causal
-        out, _ = scaled_dot_product_attention(q, repeat_kv(k, n_rep), repeat_kv(v, n_rep), mask)  # (B, h, T, d_h)
+        k, v = repeat_kv(k, n_rep), repeat_kv(v, n_rep)  # (B, h, past_len + T, d_h)
+        if self.fused:
+            out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)  # (B, h, T, d_h)
+        else:
+            out, _ = scaled_dot_product_attention(q, k, v, mask)  # (B, h, T, d_h)
         return self.o_proj(merge_heads(out))  # (B, T, d_model)
 
 
@@ -161,6 +169,7 @@ class LlamaConfig:
     d_ff: int | None = None
     rope_base: float = 10000.0
     eps: float = 1e-6
+    fused: bool = True
 
     @property
     def block_size(self) -> int:
@@ -188,7 +197,8 @@ class LlamaBlock(nn.Module):
         super().__init__()
         c = config
         self.attention_norm = RMSNorm(c.d_model, c.eps)
-        self.attention = GroupedQueryAttention(c.d_model, c.n_heads, c.n_kv_heads, c.max_seq_len, c.rope_base)
+        self.attention = GroupedQueryAttention(c.d_model, c.n_heads, c.n_kv_heads, c.max_seq_len, c.rope_base,
+                                               c.fused)
         self.ffn_norm = RMSNorm(c.d_model, c.eps)
         self.feed_forward = SwiGLU(c.d_model, c.hidden_size)
 

@@ -115,9 +115,10 @@ def test_repeat_kv_is_repeat_interleave(device, n_rep):
     assert torch.equal(repeat_kv(x, n_rep), x.repeat_interleave(n_rep, dim=1))
 
 
+@pytest.mark.parametrize("fused", [True, False], ids=["fused", "math"])
 @pytest.mark.parametrize("n_kv_heads", [4, 2, 1], ids=["MHA", "GQA", "MQA"])
-def test_grouped_query_attention_matches_pytorch(device, dtype, tol, n_kv_heads):
-    attention = GroupedQueryAttention(32, 4, n_kv_heads, max_seq_len=16).to(device, dtype)
+def test_grouped_query_attention_matches_pytorch(device, dtype, tol, n_kv_heads, fused):
+    attention = GroupedQueryAttention(32, 4, n_kv_heads, max_seq_len=16, fused=fused).to(device, dtype)
     x = torch.randn(2, 9, 32, device=device, dtype=dtype)
     positions = torch.randint(0, 16, (2, 9), device=device)
     expected = twin_attention(attention.state_dict(), "", x, positions, 4, n_kv_heads)
@@ -129,9 +130,10 @@ def test_shared_heads_have_fewer_key_value_weights():
     assert full.k_proj.weight.shape == (64, 64) and multi_query.k_proj.weight.shape == (8, 64)
 
 
+@pytest.mark.parametrize("fused", [True, False], ids=["fused", "math"])
 @pytest.mark.parametrize("n_kv_heads", [4, 1], ids=["MHA", "MQA"])
-def test_llama_matches_its_twin_built_from_pytorch_functions(device, n_kv_heads):
-    config = small_config(n_kv_heads=n_kv_heads)
+def test_llama_matches_its_twin_built_from_pytorch_functions(device, n_kv_heads, fused):
+    config = small_config(n_kv_heads=n_kv_heads, fused=fused)
     model = random_model(config, device, torch.float64)
     idx = torch.randint(0, 61, (3, 20), device=device)
     with torch.no_grad():
@@ -145,8 +147,9 @@ def test_llama_has_no_biases_and_an_untied_head():
     assert model.lm_head.weight.data_ptr() != model.token_embedding.weight.data_ptr()
 
 
-def test_the_kv_cache_gives_the_same_logits(device, dtype, tol):
-    model = random_model(small_config(), device, dtype)
+@pytest.mark.parametrize("fused", [True, False], ids=["fused", "math"])
+def test_the_kv_cache_gives_the_same_logits(device, dtype, tol, fused):
+    model = random_model(small_config(fused=fused), device, dtype)
     idx = torch.randint(0, 61, (2, 12), device=device)
     with torch.no_grad():
         full = model(idx)
@@ -155,9 +158,10 @@ def test_the_kv_cache_gives_the_same_logits(device, dtype, tol):
     assert_close(torch.cat(steps, dim=1), full, **tol)
 
 
-def test_a_left_padded_prompt_gives_the_unpadded_logits():
+@pytest.mark.parametrize("fused", [True, False], ids=["fused", "math"])
+def test_a_left_padded_prompt_gives_the_unpadded_logits(fused):
     """Per-sequence positions and a padding mask make padding invisible."""
-    model = random_model(small_config(), "cpu", torch.float64)
+    model = random_model(small_config(fused=fused), "cpu", torch.float64)
     short, long = torch.randint(1, 61, (1, 5)), torch.randint(1, 61, (1, 8))
     batch = torch.cat([torch.cat([torch.zeros(1, 3, dtype=torch.long), short], dim=1), long])  # (2, 8)
     positions = torch.stack([torch.tensor([0, 0, 0, 0, 1, 2, 3, 4]), torch.arange(8)])
