@@ -20,8 +20,11 @@ computes and stores an ``(n, n)`` score matrix per head, so time and memory grow
 
 from __future__ import annotations
 
+import os
+import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import torch
@@ -109,11 +112,26 @@ def attention_variants(window: int) -> dict[str, Callable[[Tensor, Tensor, Tenso
             "linear": lambda q, k, v: linear_attention(q, k, v, causal=True)}
 
 
+@contextmanager
+def _silenced_stderr() -> Iterator[None]:
+    """Send what C++ code writes to file descriptor 2 (the profiler's start and stop lines) to ``os.devnull``."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with open(os.devnull, "w") as devnull:
+        os.dup2(devnull.fileno(), 2)
+    try:
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+
+
 def peak_bytes(fn: Callable[[], object], device: torch.device) -> int:
     """The most memory ``fn()``'s tensors held at once, in bytes, beyond what existed before the call.
 
     On CUDA, from the allocator's peak statistic; on the CPU, from PyTorch's profiler, whose memory
-    records (each allocation and free, in time order) are summed into the bytes alive at each moment.
+    records (each allocation and free, in time order) are summed into the bytes alive at each moment
+    (the profiler's own log lines are silenced).
     """
     if device.type == "cuda":
         torch.cuda.synchronize(device)
@@ -122,7 +140,7 @@ def peak_bytes(fn: Callable[[], object], device: torch.device) -> int:
         fn()
         torch.cuda.synchronize(device)
         return torch.cuda.max_memory_allocated(device) - before
-    with profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof:
+    with _silenced_stderr(), profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof:
         fn()
     changes = sorted((event.time_range.start, event.self_cpu_memory_usage) for event in prof.events()
                      if event.self_cpu_memory_usage)

@@ -49,33 +49,39 @@ def split_passages(text: str, max_chars: int = 400) -> list[str]:
     return passages
 
 
-def bm25_scores(tf: Tensor, query: Tensor, k1: float = 1.5, b: float = 0.75) -> Tensor:
-    """BM25 score of every document for one query.
+def bm25_weights(tf: Tensor, k1: float = 1.5, b: float = 0.75) -> Tensor:
+    """What each occurrence of each word in a query adds to each document's BM25 score.
 
-    ``tf``: ``(n_docs, vocab)`` term counts of each document; ``query``: ``(vocab,)`` term counts of
-    the query -> ``(n_docs,)``. Document lengths ``|d|`` are ``tf``'s row sums, ``df_t`` the number
-    of rows where ``tf[:, t] > 0``.
+    ``tf``: ``(n_docs, vocab)`` term counts of each document -> ``(n_docs, vocab)``, the idf times the
+    saturated count. Document lengths ``|d|`` are ``tf``'s row sums, ``df_t`` the number of rows where
+    ``tf[:, t] > 0``.
     """
     n_docs = tf.size(0)
     doc_freq = (tf > 0).sum(0).to(tf.dtype)
     idf = torch.log(1 + (n_docs - doc_freq + 0.5) / (doc_freq + 0.5))
     lengths = tf.sum(1, keepdim=True)
-    saturation = tf * (k1 + 1) / (tf + k1 * (1 - b + b * lengths / lengths.mean()))
-    return saturation @ (query * idf)
+    return idf * tf * (k1 + 1) / (tf + k1 * (1 - b + b * lengths / lengths.mean()))
+
+
+def bm25_scores(tf: Tensor, query: Tensor, k1: float = 1.5, b: float = 0.75) -> Tensor:
+    """BM25 score of every document for one query: ``tf`` ``(n_docs, vocab)`` term counts of the documents,
+    ``query`` ``(vocab,)`` term counts of the query -> ``(n_docs,)``."""
+    return bm25_weights(tf, k1, b) @ query
 
 
 class BM25Retriever:
-    """BM25 over a list of passages: ``tf`` is their ``(n_passages, vocab)`` word-count matrix (float32)."""
+    """BM25 over a list of passages: ``tf`` is their ``(n_passages, vocab)`` word-count matrix (float32), ``weights``
+    its :func:`bm25_weights`, computed once, so that a search is one matrix-vector product."""
 
     def __init__(self, passages: list[str], k1: float = 1.5, b: float = 0.75):
         self.passages = passages
-        self.k1, self.b = k1, b
         counts = [Counter(words(passage)) for passage in passages]
         self.vocab = {word: i for i, word in enumerate(sorted(set().union(*counts)))}
         self.tf = torch.zeros(len(passages), len(self.vocab))
         for row, passage_counts in enumerate(counts):
             columns = torch.tensor([self.vocab[word] for word in passage_counts])
             self.tf[row, columns] = torch.tensor(list(passage_counts.values()), dtype=torch.float32)
+        self.weights = bm25_weights(self.tf, k1, b)
 
     def query_counts(self, query: str) -> Tensor:
         """``(vocab,)`` counts of the query's words (words outside the vocabulary are dropped)."""
@@ -87,7 +93,7 @@ class BM25Retriever:
 
     def search(self, query: str, k: int = 3) -> list[tuple[float, str]]:
         """The ``k`` best passages for ``query``, best first, with their scores."""
-        scores = bm25_scores(self.tf, self.query_counts(query), self.k1, self.b)
+        scores = self.weights @ self.query_counts(query)
         best = scores.topk(min(k, len(self.passages)))
         return [(score, self.passages[i]) for score, i in zip(best.values.tolist(), best.indices.tolist())]
 
