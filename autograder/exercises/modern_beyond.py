@@ -45,8 +45,8 @@ SLIDING_WINDOW_MASK = Exercise(
                 "True must mean 'may attend': the window's keys are True, all others False."),
     ),
     hints=("Start from the causal mask: key j is visible to query i when j <= i.",
-           "Then also drop the keys that are too old: i - j must stay below `window`. torch.triu takes a "
-           "negative diagonal.",
+           ("Then also drop the keys that are too old: i - j must stay below `window`. torch.triu takes a "
+            "negative diagonal."),
            "torch.ones(n, n, dtype=torch.bool, device=device).tril().triu(1 - window)."),
     difficulty=1,
     minutes=10,
@@ -108,12 +108,12 @@ LINEAR_ATTENTION = Exercise(
         Mistake("exp kernel", _kernel_attention(feature_map=torch.exp),
                 "phi is elu(x) + 1, not exp: a kernel exp(q) . exp(k) is a different attention."),
     ),
-    hints=("Apply the feature map elu(x) + 1 to the queries and the keys first. Not causal, every query shares one "
-           "(d_k, d_v) matrix, phi(K)^T V, and one normalising vector, the sum of the phi(k_j).",
-           "Causal: S_i and z_i sum only the keys j <= i. Build the outer products phi(k_j) v_j^T with "
-           "k.unsqueeze(-1) * v.unsqueeze(-2) and take torch.cumsum along the sequence axis.",
-           "numerator = (q.unsqueeze(-2) @ S).squeeze(-2), normaliser = (q * torch.cumsum(k, -2)).sum(-1, "
-           "keepdim=True); return numerator / (normaliser + eps)."),
+    hints=(("Apply the feature map elu(x) + 1 to the queries and the keys first. Not causal, every query shares one "
+            "(d_k, d_v) matrix, phi(K)^T V, and one normalising vector, the sum of the phi(k_j)."),
+           ("Causal: S_i and z_i sum only the keys j <= i. Build the outer products phi(k_j) v_j^T with "
+            "k.unsqueeze(-1) * v.unsqueeze(-2) and take torch.cumsum along the sequence axis."),
+           ("numerator = (q.unsqueeze(-2) @ S).squeeze(-2), normaliser = (q * torch.cumsum(k, -2)).sum(-1, "
+            "keepdim=True); return numerator / (normaliser + eps).")),
     difficulty=3,
     minutes=25,
 )
@@ -157,8 +157,8 @@ PATCHIFY = Exercise(
                 "(B, C, H/p, p, W/p, p) and permute the patch-grid axes in front."),
     ),
     hints=("Split each spatial axis into (number of patches, p): images.reshape(B, C, H // p, p, W // p, p).",
-           "Move the two patch-grid axes right after the batch and the channel in front of the in-patch axes: "
-           "permute(0, 2, 4, 1, 3, 5).",
+           ("Move the two patch-grid axes right after the batch and the channel in front of the in-patch axes: "
+            "permute(0, 2, 4, 1, 3, 5)."),
            "Then .reshape(B, (H // p) * (W // p), C * p * p)."),
     difficulty=2,
     minutes=15,
@@ -217,10 +217,10 @@ BM25_SCORES = Exercise(
                 "a word the query holds twice counts twice: multiply by the query's counts, not by whether the "
                 "word occurs."),
     ),
-    hints=("Three pieces, each a tensor expression over whole axes: the document frequency counts the rows where "
-           "`tf > 0`, the idf follows from it and N, and a document's length is its row sum.",
-           "The saturated count is tf (k1 + 1) / (tf + k1 (1 - b + b |d| / avgdl)), elementwise, with |d| as a "
-           "column (keepdim=True) so it broadcasts over the words.",
+    hints=(("Three pieces, each a tensor expression over whole axes: the document frequency counts the rows where "
+            "`tf > 0`, the idf follows from it and N, and a document's length is its row sum."),
+           ("The saturated count is tf (k1 + 1) / (tf + k1 (1 - b + b |d| / avgdl)), elementwise, with |d| as a "
+            "column (keepdim=True) so it broadcasts over the words."),
            "The score is a matrix-vector product: saturated @ (query * idf)."),
     difficulty=2,
     minutes=15,

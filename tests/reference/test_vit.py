@@ -6,7 +6,14 @@ import torch.nn.functional as F
 from torch.testing import assert_close
 
 from tfcourse.training import seeded_batches, train
-from tfcourse.vit import OrientedBars, PatchEmbedding, VisionTransformer, accuracy, classification_loss, patchify
+from tfcourse.vit import (
+    OrientedBars,
+    PatchEmbedding,
+    VisionTransformer,
+    accuracy,
+    classification_loss,
+    patchify,
+)
 
 
 @pytest.mark.parametrize("channels, height, width, patch", [(1, 8, 8, 4), (3, 6, 9, 3), (2, 4, 4, 1), (3, 4, 4, 4)])
