@@ -6,9 +6,11 @@ import torch.nn.functional as F
 from torch.testing import assert_close
 
 from tfcourse.efficient_attention import (
+    AttentionCost,
     attention_cost,
     linear_attention,
     peak_bytes,
+    plot_attention_cost,
     sliding_window_attention,
     sliding_window_mask,
 )
@@ -81,3 +83,13 @@ def test_softmax_attention_memory_grows_quadratically_and_the_others_linearly():
     assert growth["sliding window 32"] < 6  # 4 for n
     assert growth["linear"] < 6
     assert all(s > 0 for cost in costs.values() for s in cost.seconds)
+
+
+def test_the_cost_figure_plots_time_and_memory_on_log_axes():
+    costs = {"a": AttentionCost([128, 256], [0.001, 0.004], [2**20, 2**22]),
+             "b": AttentionCost([128, 256], [0.001, 0.002], [2**20, 2**21])}
+    time_ax, memory_ax = plot_attention_cost(costs).axes
+    assert time_ax.get_xscale() == memory_ax.get_yscale() == "log"
+    assert [line.get_label() for line in memory_ax.get_lines()] == ["a", "b"]
+    assert list(memory_ax.get_lines()[0].get_ydata()) == [1.0, 4.0]  # MiB
+    assert list(time_ax.get_lines()[1].get_ydata()) == [1.0, 2.0]  # milliseconds
