@@ -16,6 +16,14 @@ if ! python -c "import torch" 2>/dev/null; then
     python -m pip install --quiet torch==2.13.0
 fi
 python -m pip install --quiet -e ".${extras:+[$extras]}"
+if [[ ",$extras," =~ ,(grading|hub|dev), ]]; then
+    # formgrader's pages load MathJax from the Jupyter server, not a CDN (autograder/grading/formgrader_maths.py):
+    # the extension is enabled for this environment's Jupyter servers
+    config_d="$(python -c 'import sys; print(sys.prefix)')/etc/jupyter/jupyter_server_config.d"
+    mkdir -p "$config_d"
+    echo '{"ServerApp": {"jpserver_extensions": {"autograder.grading.formgrader_maths": true}}}' \
+        > "$config_d/tfcourse-formgrader-maths.json"
+fi
 if [[ ",$extras," == *,dev,* ]] && ! command -v chromium >/dev/null && ! command -v chromium-browser >/dev/null; then
     if [[ $(id -u) -eq 0 ]] && command -v apt-get >/dev/null; then
         (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) \

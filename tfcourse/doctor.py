@@ -74,6 +74,7 @@ PACKAGES = [
     PackageRequirement("nbformat", "grading"),
     PackageRequirement("nbclient", "grading"),
     PackageRequirement("nh3", "grading"),
+    PackageRequirement("jupyter-server-mathjax", "grading"),
     PackageRequirement("pytest", "dev"),
     PackageRequirement("import-linter", "dev"),
     PackageRequirement("hypothesis", "dev"),
