@@ -5,8 +5,10 @@ submission page asks a CDN for MathJax 2.7; offline, or behind a firewall, the i
 raw ``$...$``. Formgrader's own script drives MathJax 2's API (``MathJax.Hub.Startup.signal``),
 so the book's MathJax 3 cannot stand in. ``jupyter_server_mathjax`` (a Jupyter project, installed
 with the grading extra) serves MathJax 2.7 from the Jupyter server itself, at
-``{base_url}static/jupyter_server_mathjax/``; this extension renders formgrader's pages with
-:class:`LocalMathJaxExporter`, which loads it from there instead of the CDN.
+``{base_url}static/jupyter_server_mathjax/``. This extension adds an output transform to the
+server that, in the HTML formgrader sends, replaces the CDN's ``<script>`` tag by one that loads
+MathJax from there (a transform, rather than a change to formgrader's exporter, works whatever
+order the server loads its extensions in and whichever event loop a hub's single-user server runs).
 
 ``scripts/setup.sh grading`` (and ``hub``, ``dev``) enables it for the environment's Jupyter servers,
 with ``etc/jupyter/jupyter_server_config.d/tfcourse-formgrader-maths.json`` below ``sys.prefix``.
@@ -14,39 +16,48 @@ with ``etc/jupyter/jupyter_server_config.d/tfcourse-formgrader-maths.json`` belo
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from jupyter_server.utils import url_path_join
-from nbconvert.exporters import HTMLExporter
-from tornado.ioloop import IOLoop
+from tornado.httputil import HTTPHeaders, HTTPServerRequest
+from tornado.web import OutputTransform
 
 from autograder.grading.feedback import CDN_MATHJAX
 
 MATHJAX_PATH = "static/jupyter_server_mathjax/MathJax.js"
 MATHJAX_CONFIG = "TeX-AMS-MML_HTMLorMML-full,Safe"  # the configuration jupyter_server_mathjax serves by default
-EXPORTER_SETTING = "nbgrader_exporter"  # the tornado setting formgrader renders submissions with
+CDN_TAG = re.compile(CDN_MATHJAX.pattern.encode(), re.IGNORECASE)  # feedback's CDN tag, in a response's bytes
 
 
-def local_mathjax_tag(base_url: str) -> str:
+def local_mathjax_tag(base_url: str) -> bytes:
     """The ``<script>`` tag that loads the server's MathJax 2 below ``base_url``."""
-    return f'<script src="{url_path_join(base_url or "/", MATHJAX_PATH)}?config={MATHJAX_CONFIG}"></script>'
+    return f'<script src="{url_path_join(base_url or "/", MATHJAX_PATH)}?config={MATHJAX_CONFIG}"></script>'.encode()
 
 
-class LocalMathJaxExporter(HTMLExporter):
-    """The HTML exporter formgrader is configured with, whose pages load MathJax from the Jupyter server."""
-
-    def from_notebook_node(self, nb: Any, resources: dict | None = None, **kw: Any) -> tuple[str, dict]:
-        page, resources = super().from_notebook_node(nb, resources, **kw)
-        tag = local_mathjax_tag(resources.get("base_url", "/"))
-        return CDN_MATHJAX.sub(lambda _: tag, page, count=1), resources
+def with_local_mathjax(page: bytes, base_url: str) -> bytes:
+    """``page`` with its first CDN MathJax tag replaced by :func:`local_mathjax_tag`."""
+    return CDN_TAG.sub(lambda _: local_mathjax_tag(base_url), page, count=1)
 
 
-def use_local_mathjax(settings: dict) -> None:
-    """Replace formgrader's exporter in the server's ``settings`` by a :class:`LocalMathJaxExporter` with its
-    configuration (template, template folders); nothing when formgrader is not loaded."""
-    exporter = settings.get(EXPORTER_SETTING)
-    if isinstance(exporter, HTMLExporter) and not isinstance(exporter, LocalMathJaxExporter):
-        settings[EXPORTER_SETTING] = LocalMathJaxExporter(config=exporter.config)
+def local_mathjax_transform(base_url: str) -> type[OutputTransform]:
+    """An output transform for a server at ``base_url``: whole HTML responses below ``{base_url}formgrader/``
+    load MathJax from the server."""
+    formgrader = url_path_join(base_url or "/", "formgrader/")
+
+    class LocalMathJax(OutputTransform):
+        def __init__(self, request: HTTPServerRequest) -> None:
+            self._applies = request.path.startswith(formgrader)
+
+        def transform_first_chunk(self, status_code: int, headers: HTTPHeaders, chunk: bytes,
+                                  finishing: bool) -> tuple[int, HTTPHeaders, bytes]:
+            if self._applies and finishing and headers.get("Content-Type", "").startswith("text/html"):
+                chunk = with_local_mathjax(chunk, base_url)
+                if "Content-Length" in headers:
+                    headers["Content-Length"] = str(len(chunk))
+            return status_code, headers, chunk
+
+    return LocalMathJax
 
 
 def _jupyter_server_extension_points() -> list[dict[str, str]]:
@@ -54,6 +65,4 @@ def _jupyter_server_extension_points() -> list[dict[str, str]]:
 
 
 def _load_jupyter_server_extension(serverapp: Any) -> None:
-    """Extensions load in name order, this one before nbgrader's: the exporter is replaced once the server's
-    loop starts, when every extension has set its settings."""
-    IOLoop.current().add_callback(use_local_mathjax, serverapp.web_app.settings)
+    serverapp.web_app.add_transform(local_mathjax_transform(serverapp.base_url))
