@@ -17,6 +17,7 @@ are made with ``useradd``), JupyterHub, configurable-http-proxy, Chromium or pla
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import tempfile
 from concurrent.futures import ThreadPoolExecutor
@@ -24,6 +25,7 @@ from pathlib import Path
 
 import nbformat
 import pytest
+from nbgrader.api import Gradebook
 
 from autograder.grading.course import Course
 from tests.hub.class_machine import TEST_PASSWORD, ClassMachine, Hub, why_not_here
@@ -159,6 +161,29 @@ def feedback_page(machine: ClassMachine, student: str) -> str:
     return str(pages[0].relative_to(machine.home(student)))
 
 
+def submitted_notebook_id(course: Path, student: str) -> str:
+    with Gradebook(Course(course).db_url) as gradebook:
+        return gradebook.find_submission_notebook(LESSON, LESSON, student).id
+
+
+def typeset_offline(page, hub: Hub, url: str) -> None:
+    """Open ``url`` with every request off the hub refused, and wait until MathJax has typeset its maths."""
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
+    outside: list[str] = []
+    off_the_hub = re.compile(rf"^(?!{re.escape(hub.url)}|data:).*")
+    page.route(off_the_hub, lambda route: (outside.append(route.request.url), route.abort()))
+    page.goto(url)
+    try:
+        page.wait_for_function("window.MathJax && MathJax.loaded === true", timeout=60_000)
+    except PlaywrightTimeout:
+        scripts = page.eval_on_selector_all("script[src]", "scripts => scripts.map(s => s.src)")
+        raise AssertionError(f"no maths typeset at {page.url}; scripts {scripts}; refused {outside}") from None
+    assert page.locator(".MathJax_CHTML, .MathJax").count() > 0, "no maths typeset on the submission page"
+    assert not outside, f"the page asked for {outside}"
+    page.unroute(off_the_hub)
+
+
 def test_a_class_fetches_submits_and_reads_its_feedback_on_jupyterhub(machine, hub, browser):
     students = {}
     for number, student in enumerate(SOLVED):
@@ -193,6 +218,9 @@ def test_a_class_fetches_submits_and_reads_its_feedback_on_jupyterhub(machine, h
     for student in SOLVED:
         teacher.wait_for_selector(f"a.name-shown:text('{student}')", state="attached")  # names hidden by default
     screenshot(teacher, "formgrader")
+    typeset_offline(teacher, hub, f"{hub.url}/user/{machine.instructor}/formgrader/submissions/"
+                                  f"{submitted_notebook_id(machine.course, 'tfhub-ada')}/")
+    screenshot(teacher, "formgrader-submission")
 
     student, page = "tfhub-bo", students["tfhub-bo"]
     page.click(f"#submitted_assignments_list .list_item:has-text('{LESSON}') button:text('Fetch Feedback')")
