@@ -1,4 +1,4 @@
-"""The experiments of lesson 7: chain of thought, self-consistency and a scaling law.
+"""The experiments of lesson 7: chain of thought, self-consistency, a scaling law and GRPO.
 
 Each experiment trains small GPTs on this machine and returns a JSON-serialisable dict.
 The defaults finish in under a minute on one CPU core; ``FULL`` holds larger
@@ -11,10 +11,13 @@ settings for a GPU (``tfcourse experiment NAME --full``). ``plot_*`` draws a res
   answer (Wang et al. 2022), against a single sample.
 - :func:`scaling_sweep`: language models of growing width trained alike; validation loss
   against non-embedding parameters follows ``loss = a * params ** -alpha``.
+- :func:`reinforcement`: a scratchpad model trained briefly by imitation, then improved by
+  GRPO against the verifiable reward "the answer is right" (:mod:`tfcourse.rl`).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Callable, Sequence
 
@@ -25,6 +28,7 @@ from matplotlib.figure import Figure
 from tfcourse.gpt_tasks import AdditionTask, LanguageModelTask, gpt_config, next_token_loss
 from tfcourse.model import GPT, count_parameters
 from tfcourse.reasoning import fit_power_law, majority_vote
+from tfcourse.rl import grpo_train
 from tfcourse.runs import plain_log_ticks
 from tfcourse.training import TrainResult, evaluate, seeded_batches, train
 
@@ -239,6 +243,83 @@ def plot_scaling(result: dict) -> Figure:
     return figure
 
 
+# ------------------------------------------------------------------ reinforcement
+
+
+def reinforcement(
+    train_digits: Sequence[int] = (1, 2, 3),
+    rl_digits: Sequence[int] = (3,),
+    test_digits: Sequence[int] = (1, 2, 3, 4),
+    imitation_steps: int = 300,
+    batch_size: int = 64,
+    lr: float = 1e-2,
+    d_model: int = 48,
+    n_layers: int = 2,
+    n_heads: int = 4,
+    grpo_steps: int = 200,
+    prompts_per_step: int = 8,
+    group_size: int = 16,
+    grpo_lr: float = 1e-4,
+    kl_coef: float = 0.04,
+    n_eval: int = 200,
+    seed: int = 0,
+    device: str | None = None,
+    progress: bool = False,
+) -> dict:
+    """Imitation, then GRPO: greedy exact-match accuracy per number of digits before and after.
+
+    A scratchpad model is trained by imitation on ``train_digits`` for only ``imitation_steps``
+    (so that it still errs), then improved by :func:`~tfcourse.rl.grpo_train` on problems with
+    ``rl_digits`` digits: ``grpo_steps`` updates of ``prompts_per_step`` prompts with
+    ``group_size`` sampled completions each, rewarded 1 for a right answer.
+
+    Returns ``{"digits", "train_digits", "rl_digits", "before", "after", "rewards", "grpo_steps",
+    "group_size", "parameters", "imitation_seconds", "seconds"}``: ``before`` and ``after`` hold
+    one accuracy per digit count, ``rewards`` the mean reward of each GRPO update's samples,
+    ``seconds`` the whole run (imitation, GRPO and the evaluations).
+    """
+    start = time.perf_counter()
+    task = AdditionTask(True, tuple(train_digits), tuple(test_digits), n_eval)
+    model, _ = _train_gpt(task, imitation_steps, batch_size, lr, seed, device, progress,
+                          d_model=d_model, n_layers=n_layers, n_heads=n_heads)
+    imitation_seconds = time.perf_counter() - start
+    before = evaluate(model, task.evaluate)
+    _, rewards = grpo_train(model, dataclasses.replace(task, train_digits=tuple(rl_digits)), grpo_steps,
+                            prompts_per_step, group_size, grpo_lr, kl_coef=kl_coef, seed=seed, device=device,
+                            progress=progress)
+    after = evaluate(model, task.evaluate)
+    return {"digits": list(test_digits), "train_digits": list(train_digits), "rl_digits": list(rl_digits),
+            "before": [before[f"accuracy_{n}"] for n in test_digits],
+            "after": [after[f"accuracy_{n}"] for n in test_digits],
+            "rewards": rewards, "grpo_steps": grpo_steps, "group_size": group_size,
+            "parameters": count_parameters(model), "imitation_seconds": imitation_seconds,
+            "seconds": time.perf_counter() - start}
+
+
+def plot_reinforcement(result: dict) -> Figure:
+    """Accuracy per digit count before and after GRPO, and the mean reward during GRPO."""
+    figure = Figure(figsize=(10, 4))
+    bars, curve = figure.subplots(1, 2)
+    digits = np.array(result["digits"])
+    for offset, name in ((-0.2, "before"), (0.2, "after")):
+        bars.bar(digits + offset, result[name], width=0.4, label=f"{name} GRPO")
+    bars.set(xlabel="digits per operand", ylabel="exact-answer accuracy (greedy)", ylim=(0, 1.02),
+             title=f"GRPO on {', '.join(map(str, result['rl_digits']))}-digit problems")
+    bars.set_xticks(result["digits"])
+    bars.legend()
+    rewards = np.array(result["rewards"])
+    window = max(1, len(rewards) // 10)
+    curve.plot(np.arange(1, len(rewards) + 1), rewards, alpha=0.3, label="each update")
+    if len(rewards) >= window:
+        smooth = np.convolve(rewards, np.ones(window) / window, mode="valid")
+        curve.plot(np.arange(window, len(rewards) + 1), smooth, label=f"mean of {window}")
+    curve.set(xlabel="GRPO update", ylabel="mean reward of the sampled completions",
+              title=f"groups of {result['group_size']} completions, sampled at T = 1")
+    curve.legend()
+    figure.tight_layout()
+    return figure
+
+
 # -------------------------------------------------------------- registry for the CLI
 
 
@@ -252,16 +333,22 @@ def describe(name: str, result: dict) -> str:
         votes = ", ".join(f"{n}: {accuracy:.0%}" for n, accuracy in result["majority"].items())
         return (f"self-consistency ({result['digits']} digits): greedy {result['greedy']:.0%}, "
                 f"one sample {result['single']:.0%}, majority of n {{{votes}}}")
+    if name == "rl":
+        rows = [f"  {n} digits: before {b:.0%}  after {a:.0%}"
+                for n, b, a in zip(result["digits"], result["before"], result["after"])]
+        return (f"GRPO on {result['rl_digits']}-digit problems after imitation on {result['train_digits']} "
+                f"({result['seconds']:.0f} s in all):\n" + "\n".join(rows))
     return (f"scaling: params {result['params']} -> loss {[round(x, 3) for x in result['loss']]}; "
             f"loss = {result['a']:.3g} * N^-{result['alpha']:.3f}")
 
 
 # Keyed by the names ``tfcourse experiment`` takes.
 RUNNERS: dict[str, Callable[..., dict]] = {
-    "cot": chain_of_thought, "self-consistency": self_consistency, "scaling": scaling_sweep,
+    "cot": chain_of_thought, "self-consistency": self_consistency, "scaling": scaling_sweep, "rl": reinforcement,
 }
 PLOTS: dict[str, Callable[[dict], Figure]] = {
     "cot": plot_chain_of_thought, "self-consistency": plot_self_consistency, "scaling": plot_scaling,
+    "rl": plot_reinforcement,
 }
 FULL: dict[str, dict] = {
     "cot": dict(train_digits=tuple(range(1, 7)), test_digits=tuple(range(1, 9)), steps=5000,
@@ -270,4 +357,7 @@ FULL: dict[str, dict] = {
                              d_model=256, n_layers=4, n_heads=8, n_eval=1000),
     "scaling": dict(widths=(32, 64, 128, 256, 384, 512), n_layers=4, n_heads=8, steps=3000, batch_size=64,
                     block_size=256, corpus_chars=None),
+    "rl": dict(train_digits=tuple(range(1, 6)), rl_digits=(5,), test_digits=tuple(range(1, 7)), imitation_steps=1500,
+               batch_size=256, lr=1e-3, d_model=256, n_layers=4, n_heads=8, grpo_steps=500, prompts_per_step=32,
+               group_size=16, grpo_lr=3e-5, n_eval=1000),
 }

@@ -19,7 +19,7 @@ SCHEDULES = ("cosine", "noam", "constant")
 # The tokenizers ``LanguageModelTask.from_corpus`` can train: one token per character, or byte-level BPE.
 TOKENIZERS = ("char", "bpe")
 # The experiments of lesson 7 (``tfcourse experiment NAME``; :data:`tfcourse.experiments.RUNNERS` runs them).
-EXPERIMENTS = ("cot", "self-consistency", "scaling")
+EXPERIMENTS = ("cot", "self-consistency", "scaling", "rl")
 
 
 def setting(default: Any, help: str, choices: Sequence[str] | None = None) -> Any:

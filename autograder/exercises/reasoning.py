@@ -1,5 +1,5 @@
 """Lesson 07-reasoning: chain-of-thought examples and their training loss, answer extraction,
-self-consistency voting, and fitting a scaling law."""
+self-consistency voting, fitting a scaling law, and GRPO's advantage and objective."""
 
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ from torch import Tensor
 
 from autograder.exercise import Case, CaseContext, Exercise, Mistake
 from tfcourse import reasoning as ref
+from tfcourse import rl
 
 LESSON = "07-reasoning"
 PLAIN_PYTHON = (torch.float64,)  # strings and integers: one pass, no dtype to vary
@@ -415,5 +416,196 @@ FIT_POWER_LAW = Exercise(
     minutes=15,
 )
 
+
+
+# --- group_relative_advantage ----------------------------------------------------------------------
+
+def advantage_cases(ctx: CaseContext, hidden: bool) -> list[Case]:
+    def right_or_wrong(n_prompts: int, group_size: int, p: float = 0.4) -> Tensor:
+        """0/1 rewards: each completion right with probability about ``p``."""
+        return (torch.rand(n_prompts, group_size, generator=ctx.generator) < p).to(ctx.device, ctx.dtype)
+
+    if hidden:
+        return [Case("5 prompts x 6 completions, 0/1 rewards", (right_or_wrong(5, 6, 0.5),)),
+                Case("3 prompts x 4 completions, graded rewards", (ctx.randn(3, 4),))]
+    same = right_or_wrong(3, 8)
+    same[0], same[2] = 1.0, 0.0
+    return [
+        Case("4 prompts x 8 completions, 0/1 rewards", (right_or_wrong(4, 8),)),
+        Case("groups whose completions all earn the same reward", (same,),
+             rule="a group whose rewards are all equal gets advantage 0: eps keeps 0 / 0 away"),
+        Case("graded rewards, 3 prompts x 5 completions", (ctx.randn(3, 5, scale=2.0) + 1.0,)),
+        Case("groups of 2", (ctx.randn(6, 2),)),
+        Case("rewards close together (a small std, where eps counts)", (1.0 + ctx.randn(2, 4, scale=1e-5),),
+             rule="add eps to the group's standard deviation, outside the square root"),
+        Case("eps=0.5", (right_or_wrong(3, 4, 0.5),), {"eps": 0.5}),
+    ]
+
+
+def _advantage_variant(dim: int | None = -1, correction: int = 1, eps_in_sqrt: bool = False, with_eps: bool = True,
+                       divide: bool = True):
+    """A wrong ``group_relative_advantage``: statistics over the whole batch (``dim=None``) or across prompts
+    (``dim=0``), the population std (``correction=0``), eps under the square root or left out, or no division."""
+    def advantage(rewards: Tensor, eps: float = 1e-6) -> Tensor:
+        dims = tuple(range(rewards.dim())) if dim is None else (dim,)
+        centred = rewards - rewards.mean(dim=dims, keepdim=True)
+        if not divide:
+            return centred
+        variance = rewards.var(dim=dims, keepdim=True, correction=correction)
+        if eps_in_sqrt:
+            return centred / torch.sqrt(variance + eps)
+        return centred / (variance.sqrt() + (eps if with_eps else 0.0))
+    return advantage
+
+
+GROUP_RELATIVE_ADVANTAGE = Exercise(
+    name="group_relative_advantage",
+    lesson=LESSON,
+    reference=rl.group_relative_advantage,
+    make_cases=advantage_cases,
+    points=1,
+    mistakes=(
+        Mistake("population std instead of the sample std", _advantage_variant(correction=0),
+                "use the group's sample standard deviation, which divides by group_size - 1 (torch.std's default, "
+                "correction=1), not by group_size."),
+        Mistake("normalised over the whole batch", _advantage_variant(dim=None),
+                "each prompt's completions are compared with each other only: take the mean and the std of each row "
+                "(dim=-1, keepdim=True), not of the whole batch."),
+        Mistake("normalised across prompts", _advantage_variant(dim=0),
+                "rows are prompts and columns a prompt's completions: the statistics are per row (dim=-1), over the "
+                "completions of one prompt."),
+        Mistake("no eps", _advantage_variant(with_eps=False),
+                "a group whose rewards are all equal has std 0: add eps to the std, so that 0 / (0 + eps) = 0 instead "
+                "of NaN."),
+        Mistake("eps under the square root", _advantage_variant(eps_in_sqrt=True),
+                "add eps to the standard deviation itself, (r - mean) / (std + eps), not to the variance under the "
+                "square root."),
+        Mistake("not divided by the std", _advantage_variant(divide=False),
+                "after subtracting the group's mean, divide by the group's standard deviation (plus eps)."),
+    ),
+    hints=(
+        "Each row of `rewards` is one prompt's group of completions: every statistic is taken along the last "
+        "dimension, with keepdim=True so that it broadcasts back over its row.",
+        "The std is the sample standard deviation (divisor group_size - 1), which is what `Tensor.std` computes by "
+        "default; eps is added to it, outside the square root.",
+        "mean = rewards.mean(dim=-1, keepdim=True); std = rewards.std(dim=-1, keepdim=True); "
+        "return (rewards - mean) / (std + eps).",
+    ),
+    difficulty=1,
+    minutes=10,
+)
+
+
+# --- grpo_objective -------------------------------------------------------------------------------
+
+def _completion_mask(ctx: CaseContext, n: int, steps: int, lengths: list[int] | None = None) -> Tensor:
+    """``(n, steps)`` bool: each row True on one run of tokens (the completion after its prompt), at least one."""
+    lengths = lengths or ctx.randint(1, steps + 1, n).tolist()
+    starts = [int(torch.randint(0, steps - length + 1, (), generator=ctx.generator)) for length in lengths]
+    positions = torch.arange(steps)
+    return torch.stack([(positions >= start) & (positions < start + length)
+                        for start, length in zip(starts, lengths)]).to(ctx.device)
+
+
+def _objective_inputs(ctx: CaseContext, n: int, steps: int, drift: float = 0.3, lengths: list[int] | None = None,
+                      same_policies: bool = False) -> tuple[Tensor, ...]:
+    """``(logprobs, old_logprobs, ref_logprobs, advantages, mask)`` for ``n`` completions of up to ``steps``
+    tokens; the old and reference log-probabilities differ from the policy's by about ``drift``."""
+    logprobs = torch.log_softmax(ctx.randn(n, steps, 5), dim=-1)[..., 0]
+    if same_policies:
+        old, reference = logprobs.clone(), logprobs.clone()
+    else:
+        old, reference = logprobs + ctx.randn(n, steps, scale=drift), logprobs + ctx.randn(n, steps, scale=drift)
+    return logprobs, old, reference, ctx.randn(n), _completion_mask(ctx, n, steps, lengths)
+
+
+def objective_cases(ctx: CaseContext, hidden: bool) -> list[Case]:
+    if hidden:
+        return [Case("6 completions of up to 7 tokens", _objective_inputs(ctx, 6, 7)),
+                Case("3 completions, ratios far from 1", _objective_inputs(ctx, 3, 5, drift=1.0)),
+                Case("clip_eps=0.3, kl_coef=0.1", _objective_inputs(ctx, 4, 6), {"clip_eps": 0.3, "kl_coef": 0.1})]
+    return [
+        Case("4 completions of up to 6 tokens", _objective_inputs(ctx, 4, 6)),
+        Case("ratios far from 1: clipped above and below", _objective_inputs(ctx, 5, 4, drift=1.0),
+             rule="the minimum of the unclipped and the clipped term, with the ratio (not the advantage) clipped"),
+        Case("completions of 1 and of 8 tokens", _objective_inputs(ctx, 2, 8, lengths=[1, 8]),
+             rule="average each completion's tokens first, then the completions: each completion weighs the same"),
+        Case("policy, old policy and reference all equal", _objective_inputs(ctx, 3, 5, same_policies=True)),
+        Case("clip_eps=0.1, kl_coef=0.5", _objective_inputs(ctx, 4, 5), {"clip_eps": 0.1, "kl_coef": 0.5}),
+    ]
+
+
+def _objective_variant(pick=torch.minimum, clip_product: bool = False, kl_sign: float = -1.0,
+                       kl_reversed: bool = False, k1: bool = False, all_tokens: bool = False, use_mask: bool = True,
+                       sign: float = -1.0, ratio_inverted: bool = False):
+    """A wrong ``grpo_objective``: ``max`` for ``min``, the product clipped instead of the ratio, the KL added,
+    reversed or estimated by ``log pi - log pi_ref`` (k1), the mean over all tokens, the mask left out, the
+    objective itself returned, or the ratio upside down."""
+    def objective(logprobs: Tensor, old_logprobs: Tensor, ref_logprobs: Tensor, advantages: Tensor, mask: Tensor,
+                  clip_eps: float = 0.2, kl_coef: float = 0.04) -> Tensor:
+        log_ratio = old_logprobs - logprobs if ratio_inverted else logprobs - old_logprobs
+        ratio, advantage = torch.exp(log_ratio), advantages[:, None]
+        clipped = (ratio * advantage).clamp(1 - clip_eps, 1 + clip_eps) if clip_product \
+            else ratio.clamp(1 - clip_eps, 1 + clip_eps) * advantage
+        surrogate = pick(ratio * advantage, clipped)
+        d = logprobs - ref_logprobs if kl_reversed else ref_logprobs - logprobs
+        kl = -d if k1 else torch.exp(d) - d - 1
+        weights = mask.to(logprobs.dtype) if use_mask else torch.ones_like(logprobs)
+        per_token = (surrogate + kl_sign * kl_coef * kl) * weights
+        if all_tokens:
+            return sign * per_token.sum() / weights.sum()
+        return sign * (per_token.sum(dim=-1) / weights.sum(dim=-1)).mean()
+    return objective
+
+
+GRPO_OBJECTIVE = Exercise(
+    name="grpo_objective",
+    lesson=LESSON,
+    reference=rl.grpo_objective,
+    gradients=True,
+    make_cases=objective_cases,
+    points=2,
+    mistakes=(
+        Mistake("max instead of min", _objective_variant(pick=torch.maximum),
+                "take the minimum of the unclipped and the clipped term: the pessimistic one, so that moving the "
+                "ratio past the clip range never pays."),
+        Mistake("product clipped instead of the ratio", _objective_variant(clip_product=True),
+                "clip the ratio to [1 - clip_eps, 1 + clip_eps], then multiply by the advantage; the advantage "
+                "itself is never clipped."),
+        Mistake("ratio upside down", _objective_variant(ratio_inverted=True),
+                "the ratio is new over old: exp(logprobs - old_logprobs)."),
+        Mistake("KL added instead of subtracted", _objective_variant(kl_sign=1.0),
+                "the objective subtracts kl_coef * KL (it penalises moving away from the reference); the loss, its "
+                "negative, therefore adds it."),
+        Mistake("KL in the wrong direction", _objective_variant(kl_reversed=True),
+                "the estimator uses d = ref_logprobs - logprobs: exp(d) - d - 1, not the same with the two "
+                "log-probabilities swapped."),
+        Mistake("KL estimated by the log-ratio", _objective_variant(k1=True),
+                "use the k3 estimator exp(d) - d - 1 with d = ref_logprobs - logprobs: unbiased and never negative, "
+                "unlike logprobs - ref_logprobs alone."),
+        Mistake("mean over all tokens", _objective_variant(all_tokens=True),
+                "average each completion's tokens first (divide its sum by its own number of tokens), then take the "
+                "mean over completions, so that a long completion does not count more than a short one."),
+        Mistake("mask not applied", _objective_variant(use_mask=False),
+                "only the completion's tokens count: multiply by the mask and divide by each row's number of True "
+                "entries, not by the row's full length."),
+        Mistake("objective returned instead of the loss", _objective_variant(sign=1.0),
+                "return the loss to minimise: minus the objective J."),
+    ),
+    hints=(
+        "Work per token, on (N, T) tensors: the ratio exp(logprobs - old_logprobs), the advantages broadcast as "
+        "(N, 1), then the two surrogate terms and the KL term; the mask decides which tokens count.",
+        "`torch.clamp` clips the ratio and `torch.minimum` keeps the smaller of the two terms. The KL term is the "
+        "exponential of the reference's log-probability minus the policy's, minus that difference, minus one. "
+        "Average each row over its masked tokens, then average the rows, and negate.",
+        "ratio = torch.exp(logprobs - old_logprobs); A = advantages[:, None]; "
+        "surrogate = torch.minimum(ratio * A, ratio.clamp(1 - clip_eps, 1 + clip_eps) * A); "
+        "d = ref_logprobs - logprobs; kl = torch.exp(d) - d - 1; m = mask.float(); "
+        "return -(((surrogate - kl_coef * kl) * m).sum(-1) / m.sum(-1)).mean().",
+    ),
+    difficulty=3,
+    minutes=25,
+)
+
 EXERCISES = (MAKE_ADDITION_EXAMPLE, COMPLETION_LOSS, EXTRACT_ANSWER, MAJORITY_VOTE, SELF_CONSISTENCY_ACCURACY,
-             FIT_POWER_LAW)
+             FIT_POWER_LAW, GROUP_RELATIVE_ADVANTAGE, GRPO_OBJECTIVE)

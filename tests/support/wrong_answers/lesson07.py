@@ -1,4 +1,4 @@
-"""Natural wrong answers to lesson 07 (chain of thought, self-consistency, scaling laws), as learners write them.
+"""Natural wrong answers to lesson 07 (chain of thought, self-consistency, scaling laws, GRPO), as learners write them.
 
 Each entry's ``source`` is the learner's cell (and the cells before it that it uses, written
 correctly); ``words`` are what its report must say for the learner to see the mistake.
@@ -64,6 +64,28 @@ def fit_power_law(sizes, losses):
 LSTSQ = '''
     A = np.stack([x, np.ones_like(x)], axis=1)
     (slope, intercept), *_ = np.linalg.lstsq(A, y, rcond=None)'''
+
+
+def _advantage(body: str) -> str:
+    return f'''
+def group_relative_advantage(rewards, eps=1e-6):{body}
+'''
+
+
+def _objective(surrogate: str = "torch.min(ratio * A, torch.clamp(ratio, 1 - clip_eps, 1 + clip_eps) * A)",
+               ratio: str = "torch.exp(logprobs - old_logprobs)", kl: str = "torch.exp(ref_logprobs - logprobs) - (ref_logprobs - logprobs) - 1",
+               reduce: str = "(((surrogate - kl_coef * kl) * m).sum(dim=1) / m.sum(dim=1)).mean()", sign: str = "-") -> str:
+    """A grpo_objective cell with the learner's surrogate, ratio, KL and reduction."""
+    return f'''
+def grpo_objective(logprobs, old_logprobs, ref_logprobs, advantages, mask, clip_eps=0.2, kl_coef=0.04):
+    ratio = {ratio}
+    A = advantages.unsqueeze(1)
+    surrogate = {surrogate}
+    kl = {kl}
+    m = mask.float()
+    return {sign}{reduce}
+'''
+
 
 ANSWERS = [
     # --- make_addition_example ------------------------------------------------------------------
@@ -216,4 +238,42 @@ def fit_power_law(sizes, losses):
     A = np.stack([y, np.ones_like(y)], axis=1)
     (slope, intercept), *_ = np.linalg.lstsq(A, x, rcond=None)
     return float(np.exp(intercept)), float(-slope)'''), ("regress log(loss)",), "fits log(size) against log(loss)"),
+
+    # --- group_relative_advantage ---------------------------------------------------------------
+    WrongAnswer("group_relative_advantage", _advantage('''
+    mean = rewards.mean(dim=1, keepdim=True)
+    std = rewards.std(dim=1, keepdim=True, unbiased=False)
+    return (rewards - mean) / (std + eps)'''), ("group_size - 1",), "uses the population std (divides by G)"),
+    WrongAnswer("group_relative_advantage", _advantage('''
+    return (rewards - rewards.mean()) / (rewards.std() + eps)'''), ("each row",), "normalises over the whole batch"),
+    WrongAnswer("group_relative_advantage", _advantage('''
+    mean = rewards.mean(dim=0, keepdim=True)
+    std = rewards.std(dim=0, keepdim=True)
+    return (rewards - mean) / (std + eps)'''), ("per row",), "takes the statistics down the columns, across prompts"),
+    WrongAnswer("group_relative_advantage", _advantage('''
+    mean = rewards.mean(dim=-1, keepdim=True)
+    std = rewards.std(dim=-1, keepdim=True)
+    return (rewards - mean) / std'''), ("add eps",), "forgets eps, so an all-equal group divides 0 by 0"),
+    WrongAnswer("group_relative_advantage", _advantage('''
+    mean = rewards.mean(dim=-1, keepdim=True)
+    var = ((rewards - mean) ** 2).sum(dim=-1, keepdim=True) / (rewards.shape[1] - 1)
+    return (rewards - mean) / torch.sqrt(var + eps)'''), ("not to the variance under the square root",), "puts eps under the square root"),
+
+    # --- grpo_objective -------------------------------------------------------------------------
+    WrongAnswer("grpo_objective", _objective(surrogate="torch.max(ratio * A, torch.clamp(ratio, 1 - clip_eps, 1 + clip_eps) * A)"),
+                ("minimum",), "keeps the larger of the two surrogate terms"),
+    WrongAnswer("grpo_objective", _objective(surrogate="torch.min(ratio * A, torch.clamp(ratio * A, 1 - clip_eps, 1 + clip_eps))"),
+                ("clip the ratio",), "clips the product ratio * A instead of the ratio"),
+    WrongAnswer("grpo_objective", _objective(ratio="torch.exp(old_logprobs - logprobs)"), ("new over old",),
+                "divides the old probability by the new one"),
+    WrongAnswer("grpo_objective", _objective(kl="logprobs - ref_logprobs"), ("k3",), "estimates the KL by the plain log-ratio"),
+    WrongAnswer("grpo_objective", _objective(kl="torch.exp(logprobs - ref_logprobs) - (logprobs - ref_logprobs) - 1"),
+                ("swapped",), "swaps the two log-probabilities in the KL estimator"),
+    WrongAnswer("grpo_objective", _objective(reduce="((surrogate - kl_coef * kl) * m).sum() / m.sum()"),
+                ("each completion's tokens first",), "averages over all the batch's tokens at once"),
+    WrongAnswer("grpo_objective", _objective(reduce="(surrogate - kl_coef * kl).mean()"), ("mask",),
+                "averages over every position, the masked ones too"),
+    WrongAnswer("grpo_objective", _objective(sign=""), ("minus the objective",), "returns the objective J, not the loss -J"),
+    WrongAnswer("grpo_objective", _objective(reduce="(((surrogate + kl_coef * kl) * m).sum(dim=1) / m.sum(dim=1)).mean()"),
+                ("subtracts kl_coef",), "adds the KL penalty to the objective"),
 ]
