@@ -30,6 +30,7 @@ from tests.support.notebooks import solution_of
 CPU = [torch.device("cpu")]
 GRADIENT_FUNCTIONS = ("softmax", "attention_scores", "scaled_dot_product_attention", "apply_rotary", "split_heads",
                       "merge_heads", "gelu", "layer_norm", "rms_norm", "label_smoothing_loss", "completion_loss",
+                      "grpo_objective", "apply_rope", "repeat_kv", "top_k_routing", "load_balancing_loss",
                       "linear_attention", "patchify")
 DETACHED_MEMORY = "no gradient reaches the input `memory`: something in your module's forward detaches it"
 
