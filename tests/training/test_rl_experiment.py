@@ -3,6 +3,7 @@
 import json
 
 import pytest
+import torch
 from matplotlib.figure import Figure
 
 from tfcourse import experiments
@@ -50,11 +51,7 @@ def test_grpo_leaves_the_model_unchanged_when_every_group_agrees_and_kl_is_off()
     before = {name: p.detach().clone() for name, p in model.named_parameters()}
     _, rewards = grpo_train(model, task, steps=2, prompts_per_step=2, group_size=3, kl_coef=0.0, device="cpu")
     assert rewards == [0.0, 0.0]
-    assert all(torch_equal(before[name], p) for name, p in model.named_parameters())
-
-
-def torch_equal(a, b) -> bool:
-    return bool((a == b).all())
+    assert all(torch.equal(before[name], p.detach()) for name, p in model.named_parameters())
 
 
 def test_experiment_command_writes_json_and_png(tmp_path, monkeypatch, capsys):
