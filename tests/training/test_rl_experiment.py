@@ -1,4 +1,5 @@
-"""Lesson 7's GRPO experiment: a tiny run end to end, its plot, the command, and (slow) the claim it shows."""
+"""Lesson 7's GRPO experiment: a tiny run end to end, its plot and the command. How much GRPO gains over the
+imitation-trained model, and how long it takes, is measured by ``python -m benchmarks.bench_rl`` over several seeds."""
 
 import json
 
@@ -65,11 +66,3 @@ def test_experiment_command_writes_json_and_png(tmp_path, monkeypatch, capsys):
 
 def test_full_settings_are_accepted():
     assert set(experiments.FULL["rl"]) <= set(experiments.reinforcement.__code__.co_varnames)
-
-
-@pytest.mark.slow
-def test_grpo_raises_accuracy_on_the_digits_it_trains_on():
-    result = experiments.reinforcement(device="cpu")
-    for n in result["rl_digits"]:
-        i = result["digits"].index(n)
-        assert result["after"][i] >= result["before"][i] + 0.15, result
