@@ -35,8 +35,8 @@ def main() -> None:
             gains.append(after - before)
             print(f"seed {seed}, {n} digits: {before:5.1f}% -> {after:5.1f}%  ({after - before:+.1f} points)")
         seconds.append(result["seconds"])
-        print(f"  whole run {result['seconds']:.0f} s (imitation {result['imitation_seconds']:.0f} s), "
-              f"{args.threads} threads")
+        print(f"  whole run {result['seconds']:.0f} s (imitation {result['imitation_steps']} steps, "
+              f"{result['imitation_seconds']:.0f} s), {args.threads} threads")
     met = sum(gain >= TARGET_POINTS for gain in gains)
     print(f"{met} of {len(gains)} runs gain at least {TARGET_POINTS} points; median run "
           f"{statistics.median(seconds):.0f} s (target {TARGET_SECONDS} s)")

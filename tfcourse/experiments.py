@@ -11,8 +11,9 @@ settings for a GPU (``tfcourse experiment NAME --full``). ``plot_*`` draws a res
   answer (Wang et al. 2022), against a single sample.
 - :func:`scaling_sweep`: language models of growing width trained alike; validation loss
   against non-embedding parameters follows ``loss = a * params ** -alpha``.
-- :func:`reinforcement`: a scratchpad model trained briefly by imitation, then improved by
-  GRPO against the verifiable reward "the answer is right" (:mod:`tfcourse.rl`).
+- :func:`reinforcement`: a scratchpad model trained by imitation until it is right on part of
+  the problems, then improved by GRPO against the verifiable reward "the answer is right"
+  (:mod:`tfcourse.rl`).
 """
 
 from __future__ import annotations
@@ -33,15 +34,22 @@ from tfcourse.runs import plain_log_ticks
 from tfcourse.training import TrainResult, evaluate, seeded_batches, train
 
 Task = AdditionTask | LanguageModelTask
+# The problems that decide when imitation stops are drawn apart from the evaluation's.
+PROBE_SEED_OFFSET = 1000
 
 
 def _train_gpt(task: Task, steps: int, batch_size: int, lr: float, seed: int, device: str | None,
-               progress: bool, **sizes) -> tuple[GPT, TrainResult]:
-    """A GPT sized by ``sizes`` (``d_model``, ``n_layers``, ``n_heads``) trained on ``task``."""
+               progress: bool, eval_fn: Callable[[GPT], dict[str, float]] | None = None,
+               eval_every: int | None = None, stop_when: Callable[[dict[str, float]], bool] | None = None,
+               **sizes) -> tuple[GPT, TrainResult]:
+    """A GPT sized by ``sizes`` (``d_model``, ``n_layers``, ``n_heads``) trained on ``task``.
+
+    ``eval_fn``, ``eval_every`` and ``stop_when`` are :func:`train`'s: evaluate, and stop early.
+    """
     torch.manual_seed(seed)
     model = GPT(gpt_config(task, **sizes))
     result = train(model, seeded_batches(task.batch, batch_size, seed), next_token_loss, steps=steps, lr=lr,
-                   device=device, progress=progress)
+                   device=device, progress=progress, eval_fn=eval_fn, eval_every=eval_every, stop_when=stop_when)
     return model, result
 
 
@@ -250,7 +258,9 @@ def reinforcement(
     train_digits: Sequence[int] = (1, 2, 3),
     rl_digits: Sequence[int] = (3,),
     test_digits: Sequence[int] = (1, 2, 3, 4),
-    imitation_steps: int = 300,
+    imitation_steps: int = 1000,
+    start_accuracy: float = 0.4,
+    check_every: int = 10,
     batch_size: int = 64,
     lr: float = 1e-2,
     d_model: int = 48,
@@ -268,20 +278,28 @@ def reinforcement(
 ) -> dict:
     """Imitation, then GRPO: greedy exact-match accuracy per number of digits before and after.
 
-    A scratchpad model is trained by imitation on ``train_digits`` for only ``imitation_steps``
-    (so that it still errs), then improved by :func:`~tfcourse.rl.grpo_train` on problems with
+    A scratchpad model is trained by imitation on ``train_digits`` only until its greedy accuracy
+    on ``rl_digits`` reaches ``start_accuracy`` (checked every ``check_every`` steps on ``n_eval``
+    problems of their own, drawn apart from the evaluation's; at most ``imitation_steps``, the span
+    of the learning-rate schedule). GRPO then starts where a group of samples holds both right
+    and wrong answers, whatever the seed: a model that is almost never right gets no signal
+    (every advantage is 0). :func:`~tfcourse.rl.grpo_train` improves it on problems with
     ``rl_digits`` digits: ``grpo_steps`` updates of ``prompts_per_step`` prompts with
     ``group_size`` sampled completions each, rewarded 1 for a right answer.
 
-    Returns ``{"digits", "train_digits", "rl_digits", "before", "after", "rewards", "grpo_steps",
-    "group_size", "parameters", "imitation_seconds", "seconds"}``: ``before`` and ``after`` hold
-    one accuracy per digit count, ``rewards`` the mean reward of each GRPO update's samples,
-    ``seconds`` the whole run (imitation, GRPO and the evaluations).
+    Returns ``{"digits", "train_digits", "rl_digits", "before", "after", "rewards",
+    "imitation_steps", "grpo_steps", "group_size", "parameters", "imitation_seconds", "seconds"}``:
+    ``before`` and ``after`` hold one accuracy per digit count, ``rewards`` the mean reward of
+    each GRPO update's samples, ``imitation_steps`` the imitation updates done, ``seconds`` the
+    whole run (imitation, GRPO and the evaluations).
     """
     start = time.perf_counter()
     task = AdditionTask(True, tuple(train_digits), tuple(test_digits), n_eval)
-    model, _ = _train_gpt(task, imitation_steps, batch_size, lr, seed, device, progress,
-                          d_model=d_model, n_layers=n_layers, n_heads=n_heads)
+    probe = dataclasses.replace(task, test_digits=tuple(rl_digits), eval_seed=task.eval_seed + PROBE_SEED_OFFSET)
+    model, imitation = _train_gpt(task, imitation_steps, batch_size, lr, seed, device, progress,
+                                  eval_fn=probe.evaluate, eval_every=check_every,
+                                  stop_when=lambda metrics: metrics["accuracy"] >= start_accuracy,
+                                  d_model=d_model, n_layers=n_layers, n_heads=n_heads)
     imitation_seconds = time.perf_counter() - start
     before = evaluate(model, task.evaluate)
     _, rewards = grpo_train(model, dataclasses.replace(task, train_digits=tuple(rl_digits)), grpo_steps,
@@ -291,7 +309,7 @@ def reinforcement(
     return {"digits": list(test_digits), "train_digits": list(train_digits), "rl_digits": list(rl_digits),
             "before": [before[f"accuracy_{n}"] for n in test_digits],
             "after": [after[f"accuracy_{n}"] for n in test_digits],
-            "rewards": rewards, "grpo_steps": grpo_steps, "group_size": group_size,
+            "rewards": rewards, "imitation_steps": imitation.steps, "grpo_steps": grpo_steps, "group_size": group_size,
             "parameters": count_parameters(model), "imitation_seconds": imitation_seconds,
             "seconds": time.perf_counter() - start}
 

@@ -394,6 +394,7 @@ def train(
     amp: bool = False,
     eval_fn: Callable[[nn.Module], dict[str, float]] | None = None,
     eval_every: int | None = None,
+    stop_when: Callable[[dict[str, float]], bool] | None = None,
     checkpoint: str | os.PathLike | None = None,
     checkpoint_every: int | None = None,
     resume: bool = False,
@@ -421,8 +422,12 @@ def train(
         eval_fn: ``eval_fn(model) -> metrics``, run every ``eval_every`` steps
             (default: never) and after the last step (see ``evaluate``). The
             metrics join that step's history record and ``TrainResult.evals``.
+        stop_when: ``stop_when(metrics) -> bool``, asked after each evaluation:
+            when true the run ends there, before ``steps`` (default: never). The
+            schedule still spans ``steps``; ``TrainResult.steps`` counts the updates done.
         checkpoint: path written every ``checkpoint_every`` steps (default:
-            never) and after the last step (see ``save_checkpoint``).
+            never) and after the last step, or the step ``stop_when`` ended the
+            run at (see ``save_checkpoint``).
         resume: continue from ``checkpoint`` if that file exists, else start fresh.
         progress: show a tqdm bar with loss, learning rate and tokens/s
             (tokens counted as ``batch[0].numel()``).
@@ -457,16 +462,21 @@ def train(
     bar = tqdm(range(result.steps + 1, steps + 1), initial=result.steps, total=steps, disable=not progress)
     for step in bar:
         record = trainer.run_step(step)
+        stopping = False
         if eval_fn is not None and _is_due(step, eval_every, steps):
             metrics = evaluate(model, eval_fn)
             record.update(metrics)
             result.evals.append({"step": step, **metrics})
+            stopping = stop_when is not None and stop_when(metrics)
         result.history.append(record)
         result.steps, result.final_loss = step, record["loss"]
         if log is not None:
             log(record)
-        if checkpoint is not None and _is_due(step, checkpoint_every, steps):
+        if checkpoint is not None and (stopping or _is_due(step, checkpoint_every, steps)):
             trainer.save(checkpoint, result)
         _show_progress(bar, record)
+        if stopping:
+            break
+    bar.close()
     result.seconds = time.perf_counter() - started
     return result

@@ -193,6 +193,16 @@ def test_train_evaluates_in_eval_mode_without_grad():
     assert "val_loss" in result.history[4] and "val_loss" not in result.history[5]
 
 
+def test_train_stops_after_the_first_evaluation_that_stop_when_accepts(tmp_path):
+    evaluated = iter(range(100))
+    result = quick_train(make_model(), steps=30, eval_fn=lambda model: {"n": next(evaluated)}, eval_every=5,
+                         stop_when=lambda metrics: metrics["n"] >= 2, checkpoint=tmp_path / "ckpt.pt")
+    assert result.steps == len(result.history) == 15
+    assert [entry["step"] for entry in result.evals] == [5, 10, 15]
+    assert load_checkpoint(tmp_path / "ckpt.pt", make_model())["step"] == 15
+    assert quick_train(make_model(), steps=6, eval_fn=lambda model: {}, eval_every=2).steps == 6
+
+
 def test_train_calls_log_with_each_record():
     logged = []
     result = quick_train(make_model(), steps=3, log=logged.append)
